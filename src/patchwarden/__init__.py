@@ -1,0 +1,3 @@
+"""Patchwarden: self-hosted patch management."""
+
+__version__ = "0.1.0"

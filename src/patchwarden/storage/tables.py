@@ -1,0 +1,299 @@
+"""SQLAlchemy 2 tables. One schema for SQLite and PostgreSQL.
+
+Installed packages are stored as intervals: a row is created when a package
+version is first seen on an asset (`installed_at`) and closed when it goes
+(`removed_at`). The current inventory is the rows with no `removed_at`; the
+inventory at any moment T is the rows with installed_at <= T < removed_at.
+Changes after the first report are also written to `package_events`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite has no 64-bit autoincrement type distinct from INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for a user: long-lived API tokens and web sessions."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16), default="api")  # api | session
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class EnrollmentToken(Base):
+    __tablename__ = "enrollment_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by_agent_id: Mapped[int | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Asset(Base):
+    __tablename__ = "assets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), index=True)
+    fqdn: Mapped[str | None] = mapped_column(String(255))
+    machine_id: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # agent | ssh | cmdb
+    device_type: Mapped[str] = mapped_column(String(32), default="server")
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | stale
+    # Operating system, from os-release.
+    os_id: Mapped[str | None] = mapped_column(String(64))
+    os_version_id: Mapped[str | None] = mapped_column(String(64))
+    os_name: Mapped[str | None] = mapped_column(String(128))
+    os_pretty_name: Mapped[str | None] = mapped_column(String(255))
+    os_codename: Mapped[str | None] = mapped_column(String(64))
+    kernel: Mapped[str | None] = mapped_column(String(255))
+    arch: Mapped[str | None] = mapped_column(String(32))
+    boot_time: Mapped[datetime | None]
+    reboot_required: Mapped[bool | None]
+    ip_addresses: Mapped[list[Any]] = mapped_column(default=list)
+    virtualization: Mapped[str | None] = mapped_column(String(64))
+    cloud_provider: Mapped[str | None] = mapped_column(String(64))
+    firmware: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Hardware identity (CMDB or firmware collectors).
+    vendor: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(128))
+    serial: Mapped[str | None] = mapped_column(String(128), index=True)
+    firmware_version: Mapped[str | None] = mapped_column(String(128))
+    # Business attributes, edited by people.
+    criticality: Mapped[int] = mapped_column(Integer, default=3)  # 1 highest .. 4 lowest
+    environment: Mapped[str | None] = mapped_column(String(64))
+    owner: Mapped[str | None] = mapped_column(String(128))
+    business_service: Mapped[str | None] = mapped_column(String(128))
+    region: Mapped[str | None] = mapped_column(String(64))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    internet_facing: Mapped[bool] = mapped_column(Boolean, default=False)
+    data_sensitivity: Mapped[str] = mapped_column(String(16), default="internal")
+    # Inventory bookkeeping.
+    collector_notes: Mapped[list[Any]] = mapped_column(default=list)
+    package_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen_at: Mapped[datetime | None]
+    last_report_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    inventory_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_version: Mapped[str] = mapped_column(String(32), default="")
+    enrollment_token_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment_tokens.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class InstalledPackage(Base):
+    __tablename__ = "installed_packages"
+    __table_args__ = (
+        Index(
+            "ix_installed_packages_current",
+            "asset_id",
+            postgresql_where=text("removed_at IS NULL"),
+            sqlite_where=text("removed_at IS NULL"),
+        ),
+        Index("ix_installed_packages_asset_history", "asset_id", "installed_at"),
+        Index("ix_installed_packages_name", "ecosystem", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    ecosystem: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    arch: Mapped[str] = mapped_column(String(32), default="")
+    source_name: Mapped[str | None] = mapped_column(String(255))
+    source_version: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(24), default="installed")
+    installed_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+
+
+class PackageEvent(Base):
+    """A change seen after an asset's first inventory: installed, removed or changed."""
+
+    __tablename__ = "package_events"
+    __table_args__ = (Index("ix_package_events_asset_at", "asset_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("inventory_reports.id"))
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(16))  # installed | removed | changed
+    ecosystem: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(255))
+    arch: Mapped[str] = mapped_column(String(32), default="")
+    old_version: Mapped[str | None] = mapped_column(String(255))
+    new_version: Mapped[str | None] = mapped_column(String(255))
+
+
+class InventoryReport(Base):
+    __tablename__ = "inventory_reports"
+    __table_args__ = (Index("ix_inventory_reports_asset_received", "asset_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(16))  # agent | ssh | cmdb
+    kind: Mapped[str] = mapped_column(String(8))  # full | delta
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime]
+    package_count: Mapped[int] = mapped_column(Integer)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16))  # static | dynamic
+    query: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    asset_id: Mapped[int] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SshTarget(Base):
+    """An agentless asset: how to reach it and the host key trusted on first use."""
+
+    __tablename__ = "ssh_targets"
+    __table_args__ = (UniqueConstraint("host", "port", "username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_id: Mapped[int] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), unique=True
+    )
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=22)
+    username: Mapped[str] = mapped_column(String(64))
+    key_path: Mapped[str | None] = mapped_column(String(1024))
+    host_key_type: Mapped[str] = mapped_column(String(64))
+    host_key: Mapped[str] = mapped_column(Text)  # base64, as in known_hosts
+    host_key_fingerprint: Mapped[str] = mapped_column(String(128))
+    trusted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_collected_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained: each row's hash covers the previous row's hash."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
