@@ -1,0 +1,93 @@
+"""The ASGI application: API under /api/v1, web pages under /, and the
+background upkeep every server process runs (idempotent, so several
+processes may run it at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from patchwarden import __version__
+from patchwarden.api import errors
+from patchwarden.api.deps import Database
+from patchwarden.api.routes import (
+    agent_protocol,
+    agents,
+    assets,
+    audit,
+    auth,
+    groups,
+    imports,
+    users,
+)
+from patchwarden.config import Settings
+from patchwarden.services import ingest
+from patchwarden.storage.db import make_session_factory
+
+log = logging.getLogger("patchwarden.server")
+UPKEEP_INTERVAL_SECONDS = 60
+
+
+def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -> FastAPI:
+    database = Database(make_session_factory(engine))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_upkeep_loop(database, settings)) if run_upkeep else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="Patchwarden",
+        version=__version__,
+        description='Self-hosted patch management. Errors are JSON: {"error", "message"}.',
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    errors.install(app)
+
+    api = APIRouter(prefix="/api/v1")
+    for module in (auth, users, agents, agent_protocol, assets, groups, imports, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["health"], include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    from patchwarden.web import routes as web_routes
+
+    app.include_router(web_routes.router)
+    return app
+
+
+def upkeep_once(database: Database, settings: Settings) -> int:
+    with database.transaction() as session:
+        return ingest.mark_stale_assets(session, timedelta(seconds=settings.stale_after_seconds))
+
+
+async def _upkeep_loop(database: Database, settings: Settings) -> None:
+    while True:
+        try:
+            marked = await run_in_threadpool(upkeep_once, database, settings)
+            if marked:
+                log.info("marked %d asset(s) stale", marked)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("upkeep failed")
+        await asyncio.sleep(UPKEEP_INTERVAL_SECONDS)

@@ -1,0 +1,7 @@
+"""Groups API (filled in below)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["groups"])

@@ -1,0 +1,1 @@
+"""The `patchwarden` command line: server, admin and operator tasks."""

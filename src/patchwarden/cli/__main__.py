@@ -1,0 +1,3 @@
+from patchwarden.cli.main import main
+
+main()

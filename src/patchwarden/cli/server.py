@@ -1,0 +1,133 @@
+"""Running the server: `serve`, the one-command `quickstart`, and `db upgrade`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from sqlalchemy import Engine
+
+from patchwarden.api.app import create_app
+from patchwarden.config import Settings, get_settings
+from patchwarden.services import agents, users
+from patchwarden.storage.db import make_engine, make_session_factory, transaction, upgrade
+
+console = Console(stderr=True)
+
+
+def bootstrap(settings: Settings) -> Engine:
+    """Create the data directory, migrate the schema, create the first admin."""
+    settings.check_safe()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    with transaction(make_session_factory(engine)) as session:
+        generated = users.ensure_first_admin(session, settings.admin_password)
+    if generated:
+        console.print(
+            "[bold yellow]First start: created user 'admin' with password[/bold yellow] "
+            f"[bold]{generated}[/bold]\n"
+            "It is shown only this once. Change it with 'patchwarden users set-password admin'."
+        )
+    return engine
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the server (API, web UI, background upkeep) in this process."""
+    settings = get_settings()
+    engine = bootstrap(settings)
+    app = create_app(settings, engine)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info",
+                proxy_headers=True)
+
+
+def db_upgrade() -> None:
+    """Apply database migrations (the server also does this when it starts)."""
+    settings = get_settings()
+    upgrade(make_engine(settings.effective_database_url))
+    typer.echo("database is up to date")
+
+
+def quickstart(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+    interval: Annotated[int, typer.Option(help="Local agent report interval, seconds.")] = 300,
+) -> None:
+    """Start the server and enrol this machine through a real agent process.
+
+    The agent runs as a separate process (`patchwarden-agent run`), exactly as
+    on any managed host; stop both with Ctrl-C.
+    """
+    settings = get_settings()
+    engine = bootstrap(settings)
+    app = create_app(settings, engine)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    url = f"http://{host}:{port}"
+    state_dir = settings.data_dir / "local-agent"
+    agent_process: list[subprocess.Popen[bytes]] = []
+
+    def start_local_agent() -> None:
+        if not _wait_healthy(url, server):
+            return
+        agent_cli = [sys.executable, "-m", "patchwarden.agent.cli"]
+        if not (state_dir / "credentials.json").exists():
+            with transaction(make_session_factory(engine)) as session:
+                token, _ = agents.create_enrollment_token(
+                    session, "system:quickstart", timedelta(minutes=10), "quickstart local agent"
+                )
+            subprocess.run([*agent_cli, "enroll", "--server", url, "--token", token,
+                            "--state-dir", str(state_dir)], check=True)
+        subprocess.run([*agent_cli, "run", "--once", "--state-dir", str(state_dir)], check=True)
+        agent_process.append(subprocess.Popen(
+            [*agent_cli, "run", "--state-dir", str(state_dir), "--interval", str(interval)]
+        ))
+        _print_summary(url, settings.data_dir)
+
+    helper = threading.Thread(target=start_local_agent, name="quickstart-agent", daemon=True)
+    helper.start()
+    console.print(f"Patchwarden starting at [bold]{url}[/bold] (data in {settings.data_dir})")
+    try:
+        server.run()
+    finally:
+        for process in agent_process:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _wait_healthy(url: str, server: uvicorn.Server, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not server.should_exit:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _print_summary(url: str, data_dir: Path) -> None:
+    env = {**os.environ, "PATCHWARDEN_DATA_DIR": str(data_dir)}
+    subprocess.run([sys.executable, "-m", "patchwarden.cli", "assets", "list"], env=env, check=False)
+    console.print(
+        f"\n[bold green]Patchwarden is running.[/bold green]\n"
+        f"  Web UI:   {url}/  (log in as admin)\n"
+        f"  API:      {url}/api/v1/assets  (token: patchwarden tokens create --user admin)\n"
+        f"  API docs: {url}/api/v1/docs\n"
+        f"  CLI:      patchwarden assets list | patchwarden assets packages 1\n"
+        "This machine reports through a real agent process. Press Ctrl-C to stop."
+    )

@@ -1,0 +1,1 @@
+"""Domain values and rules: plain, typed, no I/O."""

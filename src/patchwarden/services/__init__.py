@@ -1,0 +1,1 @@
+"""Use cases. Each public function owns (or joins) one transaction."""
