@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -63,9 +64,17 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
     errors.install(app)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, users, agents, agent_protocol, assets, groups, imports, audit):
-        api.include_router(module.router)
+    routers = [m.router for m in (auth, users, agents, agent_protocol, assets, groups, imports, audit)]
+    for router in routers:
+        api.include_router(router)
     app.include_router(api)
+    # The API's routes with their full paths, for the docs and the role-matrix test.
+    app.state.api_routes = [
+        (f"/api/v1{route.path}", route)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
 
     @app.get("/healthz", tags=["health"], include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -52,6 +52,9 @@ def enroll(body: EnrollIn, database: DbDep, settings: SettingsDep, _: Public) ->
 
 
 def _ingest(database: Database, credential: str, raw: bytes, interval: int) -> ReportAckOut:
+    # Refuse strangers before spending time on their body.
+    with database.transaction() as session:
+        agents.authenticate_agent(session, credential)
     try:
         parsed = AgentReportIn.model_validate_json(raw)
     except ValidationError as exc:
