@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from patchwarden import __version__
 from patchwarden.api import errors
 from patchwarden.api.deps import Database
+from patchwarden.api.timing import ServerTimingMiddleware
 from patchwarden.api.routes import (
     agent_protocol,
     agents,
@@ -62,6 +63,7 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
     app.state.settings = settings
     app.state.database = database
     errors.install(app)
+    app.add_middleware(ServerTimingMiddleware)
 
     api = APIRouter(prefix="/api/v1")
     routers = [m.router for m in (auth, users, agents, agent_protocol, assets, groups, imports, audit)]

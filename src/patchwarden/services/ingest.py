@@ -28,7 +28,7 @@ CHUNK = 500
 @dataclass(frozen=True)
 class IngestResult:
     asset_id: int
-    report_id: int
+    report_id: int | None  # None for a delta that changed nothing (a plain check-in)
     kind: str
     package_count: int
     added: int
@@ -158,6 +158,10 @@ def _apply_full(
 def _apply_delta(
     session: Session, asset: Asset, report: AgentReport, now: datetime, agent_id: int
 ) -> IngestResult:
+    if not report.added and not report.removed:
+        # The common case: a check-in with nothing new. No rows are written
+        # but the asset's sequence numbers and last-seen time.
+        return IngestResult(asset.id, None, "delta", asset.package_count, 0, 0, 0)
     touched = {p.name for p in report.removed} | {p.name for p in report.added}
     current = _current_packages(session, asset.id, touched) if touched else {}
     removed: list[tuple[int, InstalledPackage]] = []
@@ -214,7 +218,15 @@ def _write_changes(
             .execution_options(synchronize_session=False)
         )
     insert_packages(session, asset.id, added, now)
-    changes = describe_changes([p for _, p in removed], added) if (removed or added) else []
+    if record_events:
+        changes = describe_changes([p for _, p in removed], added) if (removed or added) else []
+        tally = {
+            action: sum(c.action == action for c in changes)
+            for action in ("installed", "removed", "changed")
+        }
+    else:  # a baseline: everything is simply present, nothing happened
+        changes = []
+        tally = {"installed": len(added), "removed": len(removed), "changed": 0}
     report_id = session.execute(
         insert(InventoryReport)
         .values(
@@ -225,13 +237,13 @@ def _write_changes(
             seq=seq,
             received_at=now,
             package_count=package_count,
-            added=sum(c.action == "installed" for c in changes),
-            removed=sum(c.action == "removed" for c in changes),
-            changed=sum(c.action == "changed" for c in changes),
+            added=tally["installed"],
+            removed=tally["removed"],
+            changed=tally["changed"],
         )
         .returning(InventoryReport.id)
     ).scalar_one()
-    if record_events and changes:
+    if changes:
         session.execute(
             insert(PackageEvent),
             [
@@ -255,9 +267,9 @@ def _write_changes(
         report_id,
         kind,
         package_count,
-        added=sum(c.action == "installed" for c in changes),
-        removed=sum(c.action == "removed" for c in changes),
-        changed=sum(c.action == "changed" for c in changes),
+        added=tally["installed"],
+        removed=tally["removed"],
+        changed=tally["changed"],
     )
 
 

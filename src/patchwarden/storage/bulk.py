@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from patchwarden.domain.inventory import InstalledPackage
-from patchwarden.storage.tables import InstalledPackage as InstalledPackageRow
 
 PACKAGE_COLUMNS = (
     "asset_id",
@@ -23,6 +21,8 @@ PACKAGE_COLUMNS = (
     "status",
     "installed_at",
 )
+# The text form SQLAlchemy's DateTime type writes to SQLite (naive UTC).
+SQLITE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def insert_packages(
@@ -31,13 +31,12 @@ def insert_packages(
     if not packages:
         return
     connection = session.connection()
+    columns = ", ".join(PACKAGE_COLUMNS)
     if connection.dialect.name == "postgresql":
         raw: Any = connection.connection.driver_connection
         with (
             raw.cursor() as cursor,
-            cursor.copy(
-                f"COPY installed_packages ({', '.join(PACKAGE_COLUMNS)}) FROM STDIN"
-            ) as copy,
+            cursor.copy(f"COPY installed_packages ({columns}) FROM STDIN") as copy,
         ):
             for p in packages:
                 copy.write_row(
@@ -54,20 +53,22 @@ def insert_packages(
                     )
                 )
         return
-    session.execute(
-        insert(InstalledPackageRow),
+    stamp = at.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
+    placeholders = ", ".join("?" * len(PACKAGE_COLUMNS))
+    connection.exec_driver_sql(
+        f"INSERT INTO installed_packages ({columns}) VALUES ({placeholders})",
         [
-            {
-                "asset_id": asset_id,
-                "ecosystem": p.ecosystem,
-                "name": p.name,
-                "version": p.version,
-                "arch": p.arch,
-                "source_name": p.source_name,
-                "source_version": p.source_version,
-                "status": p.status,
-                "installed_at": at,
-            }
+            (
+                asset_id,
+                p.ecosystem,
+                p.name,
+                p.version,
+                p.arch,
+                p.source_name,
+                p.source_version,
+                p.status,
+                stamp,
+            )
             for p in packages
         ],
     )
