@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Optional, Sequence
-
-try:  # typing.Protocol exists from 3.8; keep the import local to typing.
-    from typing import Protocol
-except ImportError:  # pragma: no cover
-    Protocol = object  # type: ignore[assignment,misc]
+from typing import Optional, Protocol, Sequence
 
 # Fixed locale so command output parses the same everywhere.
-COMMAND_ENV = {"LC_ALL": "C", "LANG": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+COMMAND_ENV = {
+    "LC_ALL": "C",
+    "LANG": "C",
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+}
 
 
 class CommandNotFound(Exception):
@@ -26,7 +25,7 @@ class CommandNotFound(Exception):
 
 
 class CommandResult:
-    __slots__ = ("returncode", "stdout", "stderr")
+    __slots__ = ("returncode", "stderr", "stdout")
 
     def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
         self.returncode = returncode
@@ -44,7 +43,7 @@ class Host(Protocol):
 
     @property
     def root(self) -> str:
-        """"/" for the live system, otherwise the sandbox or image root."""
+        """ "/" for the live system, otherwise the sandbox or image root."""
         ...
 
     @property

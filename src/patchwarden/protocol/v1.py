@@ -23,7 +23,8 @@ sequence number of the last report the server acknowledged.
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, List, Optional, Tuple
+from collections.abc import Iterable
+from typing import Dict, Optional, Tuple
 
 PROTOCOL_VERSION = 1
 
@@ -50,6 +51,8 @@ ARCH_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 # (ecosystem, name, arch, version): what makes one installed package unique on
 # an asset. Several versions of one name may coexist (rpm kernels).
+# typing aliases rather than `dict[str, str | None]`: these two lines are
+# evaluated at import time, and the agent imports this module on Python 3.9.
 PackageKey = Tuple[str, str, str, str]
 PackageDict = Dict[str, Optional[str]]
 
@@ -65,7 +68,7 @@ def package_key(package: PackageDict) -> PackageKey:
 
 def diff_packages(
     old: Iterable[PackageDict], new: Iterable[PackageDict]
-) -> Tuple[List[PackageDict], List[PackageDict]]:
+) -> tuple[list[PackageDict], list[PackageDict]]:
     """Return (added, removed) between two package lists.
 
     A package whose any attribute changed counts as removed and added, so the
@@ -78,7 +81,7 @@ def diff_packages(
     return added, removed
 
 
-def validate_package(package: object) -> Optional[str]:
+def validate_package(package: object) -> str | None:
     """Return why a package entry is invalid, or None when it is valid."""
     if not isinstance(package, dict):
         return "package entry must be an object"
