@@ -183,6 +183,7 @@ class AssetDetailOut(AssetSummaryOut):
     machine_id: str | None
     os_name: str | None
     os_codename: str | None
+    os_release: str | None
     boot_time: datetime | None
     reboot_required: bool | None
     ip_addresses: list[str]

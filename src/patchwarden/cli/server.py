@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 
 from patchwarden.api.app import create_app
 from patchwarden.config import Settings, get_settings
+from patchwarden.errors import ConfigError
+from patchwarden.errors import ConfigError
 from patchwarden.services import agents, users
 from patchwarden.storage.db import make_engine, make_session_factory, transaction, upgrade
 
@@ -45,13 +47,26 @@ def bootstrap(settings: Settings) -> Engine:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS.")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
     """Run the server (API, web UI, background upkeep) in this process."""
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ConfigError("give both --ssl-certfile and --ssl-keyfile, or neither")
     settings = get_settings()
     engine = bootstrap(settings)
     app = create_app(settings, engine)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info",
-                proxy_headers=True)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        proxy_headers=True,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
 
 
 def db_upgrade() -> None:
@@ -89,12 +104,25 @@ def quickstart(
                 token, _ = agents.create_enrollment_token(
                     session, "system:quickstart", timedelta(minutes=10), "quickstart local agent"
                 )
-            subprocess.run([*agent_cli, "enroll", "--server", url, "--token", token,
-                            "--state-dir", str(state_dir)], check=True)
+            subprocess.run(
+                [
+                    *agent_cli,
+                    "enroll",
+                    "--server",
+                    url,
+                    "--token",
+                    token,
+                    "--state-dir",
+                    str(state_dir),
+                ],
+                check=True,
+            )
         subprocess.run([*agent_cli, "run", "--once", "--state-dir", str(state_dir)], check=True)
-        agent_process.append(subprocess.Popen(
-            [*agent_cli, "run", "--state-dir", str(state_dir), "--interval", str(interval)]
-        ))
+        agent_process.append(
+            subprocess.Popen(
+                [*agent_cli, "run", "--state-dir", str(state_dir), "--interval", str(interval)]
+            )
+        )
         _print_summary(url, settings.data_dir)
 
     helper = threading.Thread(target=start_local_agent, name="quickstart-agent", daemon=True)
@@ -122,7 +150,9 @@ def _wait_healthy(url: str, server: uvicorn.Server, timeout: float = 30.0) -> bo
 
 def _print_summary(url: str, data_dir: Path) -> None:
     env = {**os.environ, "PATCHWARDEN_DATA_DIR": str(data_dir)}
-    subprocess.run([sys.executable, "-m", "patchwarden.cli", "assets", "list"], env=env, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "patchwarden.cli", "assets", "list"], env=env, check=False
+    )
     console.print(
         f"\n[bold green]Patchwarden is running.[/bold green]\n"
         f"  Web UI:   {url}/  (log in as admin)\n"

@@ -51,6 +51,7 @@ class Facts:
     os_name: str | None = None
     os_pretty_name: str | None = None
     os_codename: str | None = None
+    os_release: str | None = None
     kernel: str | None = None
     arch: str | None = None
     boot_time: datetime | None = None

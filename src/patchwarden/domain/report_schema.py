@@ -26,7 +26,9 @@ Text255 = Annotated[str, StringConstraints(max_length=255)]
 PackageName = Annotated[str, StringConstraints(pattern=v1.NAME_RE.pattern)]
 PackageVersion = Annotated[str, StringConstraints(pattern=v1.VERSION_RE.pattern)]
 Arch = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{0,32}$")]
-Hostname = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")]
+# Real hostnames break RFC 1123 now and then (underscores): accept them, but
+# nothing that could be path or shell syntax.
+Hostname = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")]
 
 
 class Strict(BaseModel):
@@ -70,6 +72,7 @@ class OsIn(BaseModel):
     pretty_name: Text255 | None = None
     version_codename: Text64 | None = None
     id_like: Text255 | None = None
+    release: Text64 | None = None  # the distribution's own file, e.g. Debian "12.5"
 
 
 class FwupdDeviceIn(BaseModel):
@@ -133,6 +136,7 @@ class FactsIn(BaseModel):
             os_name=os.name,
             os_pretty_name=os.pretty_name,
             os_codename=os.version_codename,
+            os_release=os.release,
             kernel=self.kernel,
             arch=self.arch,
             boot_time=self.boot_time,

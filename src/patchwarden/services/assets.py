@@ -48,6 +48,7 @@ DETAIL_FIELDS = (
     "machine_id",
     "os_name",
     "os_codename",
+    "os_release",
     "boot_time",
     "reboot_required",
     "ip_addresses",

@@ -131,6 +131,7 @@ class Asset(Base):
     os_name: Mapped[str | None] = mapped_column(String(128))
     os_pretty_name: Mapped[str | None] = mapped_column(String(255))
     os_codename: Mapped[str | None] = mapped_column(String(64))
+    os_release: Mapped[str | None] = mapped_column(String(64))
     kernel: Mapped[str | None] = mapped_column(String(255))
     arch: Mapped[str | None] = mapped_column(String(32))
     boot_time: Mapped[datetime | None]

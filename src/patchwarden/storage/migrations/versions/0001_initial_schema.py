@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("os_name", sa.String(length=128), nullable=True),
         sa.Column("os_pretty_name", sa.String(length=255), nullable=True),
         sa.Column("os_codename", sa.String(length=64), nullable=True),
+        sa.Column("os_release", sa.String(length=64), nullable=True),
         sa.Column("kernel", sa.String(length=255), nullable=True),
         sa.Column("arch", sa.String(length=32), nullable=True),
         sa.Column("boot_time", sa.DateTime(timezone=True), nullable=True),
