@@ -257,6 +257,17 @@ class SshAssetIn(Strict):
     )
 
 
+class SshCollectionOut(BaseModel):
+    asset_id: int
+    hostname: str
+    host_key_fingerprint: str
+    first_use: bool
+    package_count: int
+    added: int
+    removed: int
+    changed: int
+
+
 class AuditEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -21,7 +20,8 @@ from patchwarden.api.app import create_app
 from patchwarden.config import Settings, get_settings
 from patchwarden.errors import ConfigError
 from patchwarden.errors import ConfigError
-from patchwarden.services import agents, users
+from patchwarden.cli.output import print_table
+from patchwarden.services import agents, assets, users
 from patchwarden.storage.db import make_engine, make_session_factory, transaction, upgrade
 
 console = Console(stderr=True)
@@ -98,7 +98,7 @@ def quickstart(
     def start_local_agent() -> None:
         if not _wait_healthy(url, server):
             return
-        agent_cli = [sys.executable, "-m", "patchwarden.agent.cli"]
+        agent_cli = [sys.executable, "-m", "patchwarden.agent"]
         if not (state_dir / "credentials.json").exists():
             with transaction(make_session_factory(engine)) as session:
                 token, _ = agents.create_enrollment_token(
@@ -123,7 +123,7 @@ def quickstart(
                 [*agent_cli, "run", "--state-dir", str(state_dir), "--interval", str(interval)]
             )
         )
-        _print_summary(url, settings.data_dir)
+        _print_summary(url, engine)
 
     helper = threading.Thread(target=start_local_agent, name="quickstart-agent", daemon=True)
     helper.start()
@@ -148,11 +148,11 @@ def _wait_healthy(url: str, server: uvicorn.Server, timeout: float = 30.0) -> bo
     return False
 
 
-def _print_summary(url: str, data_dir: Path) -> None:
-    env = {**os.environ, "PATCHWARDEN_DATA_DIR": str(data_dir)}
-    subprocess.run(
-        [sys.executable, "-m", "patchwarden.cli", "assets", "list"], env=env, check=False
-    )
+def _print_summary(url: str, engine: Engine) -> None:
+    with transaction(make_session_factory(engine)) as session:
+        rows, _ = assets.list_assets(session)
+        data = [assets.asset_summary(a) for a in rows]
+    print_table(data, ["id", "hostname", "os", "kernel", "package_count", "status"], "Assets")
     console.print(
         f"\n[bold green]Patchwarden is running.[/bold green]\n"
         f"  Web UI:   {url}/  (log in as admin)\n"

@@ -15,10 +15,12 @@ from patchwarden.api.schemas import (
     InventoryReportOut,
     PackageEventOut,
     PackageOut,
+    SshAssetIn,
+    SshCollectionOut,
 )
 from patchwarden.domain.attributes import AssetAttributes
 from patchwarden.errors import InvalidInput
-from patchwarden.services import assets
+from patchwarden.services import agentless, assets
 
 router = APIRouter(prefix="/assets", tags=["assets"])
 
@@ -114,3 +116,21 @@ def list_reports(
             InventoryReportOut.model_validate(r)
             for r in assets.reports_of(session, asset_id, limit)
         ]
+
+
+@router.post("/ssh", response_model=SshCollectionOut, status_code=status.HTTP_201_CREATED)
+def add_ssh_asset(body: SshAssetIn, principal: InventoryWriter, database: DbDep) -> SshCollectionOut:
+    """Add an agentless asset and collect its inventory over SSH now.
+
+    The host key presented now is trusted from then on (trust on first use)."""
+    result = agentless.add_ssh_asset(
+        database.factory, principal.actor, body.destination, body.port, body.key_path
+    )
+    return SshCollectionOut(**result.__dict__)
+
+
+@router.post("/{asset_id}/collect", response_model=SshCollectionOut)
+def collect_ssh_asset(asset_id: int, principal: InventoryWriter, database: DbDep) -> SshCollectionOut:
+    """Collect an agentless asset's inventory again; a changed host key is refused."""
+    result = agentless.collect_asset(database.factory, principal.actor, asset_id)
+    return SshCollectionOut(**result.__dict__)
