@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from patchwarden.errors import PatchwardenError
 
@@ -49,5 +50,5 @@ def main() -> None:
     try:
         app()
     except PatchwardenError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(2)

@@ -79,7 +79,8 @@ class RowResult:
     identity: str
     asset_id: int | None = None  # None when rejected, or created in a dry run
     reason: str | None = None  # why the row was rejected
-    changed_fields: tuple[str, ...] = ()  # asset columns set (created) or changed (updated)
+    # Asset columns taken from the row (created) or changed by it (updated).
+    changed_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,10 +219,12 @@ def _create(session: Session, record: CmdbRecord, actor: str, *, dry_run: bool) 
         "device_type": record.device_type or "server",
         "ip_addresses": [record.ip] if record.ip else [],
     }
+    from_row = ["hostname", "ip_addresses"] if record.ip else ["hostname"]
     for attr, column in (*OWNED_COLUMNS.items(), *REPORTED_COLUMNS.items()):
         value = getattr(record, attr)
         if value is not None:
             values[column] = list(value) if attr == "tags" else value
+            from_row.append(column)
     asset = Asset(**values, created_at=now, updated_at=now)
     session.add(asset)
     session.flush()
@@ -239,7 +242,7 @@ def _create(session: Session, record: CmdbRecord, actor: str, *, dry_run: bool) 
         "created",
         record.identity,
         asset_id=None if dry_run else asset.id,
-        changed_fields=tuple(sorted(values)),
+        changed_fields=tuple(sorted(from_row)),
     )
     return _Outcome(result, _IndexEntry.of(asset))
 

@@ -395,8 +395,13 @@ def _asset_rows(
     table = Asset.__table__
     selected = [table.c.id, *(table.c[name] for name in sorted(set(columns) - {"id"}))]
     statement = select(*selected).order_by(table.c.id)
-    for row in session.execute(statement.execution_options(yield_per=2000)):
-        yield row[0], row._asdict()
+    names = [column.name for column in selected]
+    result = session.execute(statement.execution_options(yield_per=2000))
+    try:
+        for row in result:
+            yield row[0], dict(zip(names, row, strict=True))
+    finally:
+        result.close()  # a server-side cursor on PostgreSQL, even if iteration stops early
 
 
 def _check_name(name: str) -> str:
