@@ -52,9 +52,9 @@ class Settings(BaseSettings):
 
     def check_safe(self) -> None:
         """Refuse settings that are unsafe outside development."""
-        if self.environment == "production":
-            if self.admin_password is not None and len(self.admin_password) < 12:
-                raise ConfigError("PATCHWARDEN_ADMIN_PASSWORD must have at least 12 characters")
+        weak_admin_password = self.admin_password is not None and len(self.admin_password) < 12
+        if self.environment == "production" and weak_admin_password:
+            raise ConfigError("PATCHWARDEN_ADMIN_PASSWORD must have at least 12 characters")
 
 
 @lru_cache(maxsize=1)

@@ -62,7 +62,9 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def new_enrollment_token(factory: sessionmaker[Session], ttl: timedelta = timedelta(hours=1)) -> str:
+def new_enrollment_token(
+    factory: sessionmaker[Session], ttl: timedelta = timedelta(hours=1)
+) -> str:
     with transaction(factory) as session:
         secret, _ = agents.create_enrollment_token(session, "test", ttl)
     return secret

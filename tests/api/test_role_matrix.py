@@ -30,12 +30,12 @@ def _rules(dependant: Any) -> set[str]:
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str, str]]:
-    routes = []
+    routes: list[tuple[str, str, str]] = []
     api_routes: list[tuple[str, APIRoute]] = app.state.api_routes
     for path, route in api_routes:
         rules = _rules(route.dependant)
         assert len(rules) == 1, f"{path} must declare exactly one access rule, has {rules}"
-        routes.extend((method, path, next(iter(rules))) for method in sorted(route.methods))
+        routes.extend((method, path, next(iter(rules))) for method in sorted(route.methods or ()))
     return routes
 
 
@@ -68,7 +68,12 @@ def test_role_matrix(matrix_app: FastAPI, sqlite_engine: Engine) -> None:
                 response = client.request(method, url, json={}, headers=auth(tokens[role.value]))
                 allowed = Permission(rule) in ROLE_PERMISSIONS[role]
                 if allowed:
-                    assert response.status_code not in (401, 403), (role, method, path, response.text)
+                    assert response.status_code not in (401, 403), (
+                        role,
+                        method,
+                        path,
+                        response.text,
+                    )
                 else:
                     assert response.status_code == 403, (role, method, path, response.text)
                     assert response.json()["error"] == "permission_denied"
@@ -88,7 +93,11 @@ def test_agent_routes_refuse_user_tokens(matrix_app: FastAPI, sqlite_engine: Eng
 def test_auditor_reads_everything_and_changes_nothing() -> None:
     auditor = ROLE_PERMISSIONS[Role.AUDITOR]
     assert Permission.AUDIT_READ in auditor and Permission.USERS_READ in auditor
-    assert not auditor & {Permission.INVENTORY_WRITE, Permission.AGENTS_MANAGE, Permission.USERS_MANAGE}
+    assert not auditor & {
+        Permission.INVENTORY_WRITE,
+        Permission.AGENTS_MANAGE,
+        Permission.USERS_MANAGE,
+    }
 
 
 def test_openapi_document(matrix_app: FastAPI) -> None:

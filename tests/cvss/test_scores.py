@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cvss as cvss_library  # type: ignore[import-untyped]  # the library, not our package
 import pytest
 
-import cvss as cvss_library  # type: ignore[import-untyped]  # the library, not our package
 from patchwarden.cvss import (
     CvssScore,
     CvssVersion,

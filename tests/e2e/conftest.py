@@ -33,8 +33,14 @@ class LiveServer:
     process: subprocess.Popen[bytes]
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(BIN / "patchwarden"), *args], env=self.env, capture_output=True,
-                                text=True, timeout=120, check=False)
+        result = subprocess.run(
+            [str(BIN / "patchwarden"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"patchwarden {' '.join(args)} failed: {result.stderr}")
         return result
@@ -43,19 +49,32 @@ class LiveServer:
         return json.loads(self.cli(*args, "--format", "json").stdout)
 
     def agent(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "patchwarden-agent"), *args], env=self.env, capture_output=True,
-                              text=True, timeout=300, check=False)
+        return subprocess.run(
+            [str(BIN / "patchwarden-agent"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     port = _free_port()
-    env = {**os.environ, "PATCHWARDEN_DATA_DIR": str(tmp_path / "data"),
-           "PATCHWARDEN_ADMIN_PASSWORD": "e2e-admin-password-123"}
+    env = {
+        **os.environ,
+        "PATCHWARDEN_DATA_DIR": str(tmp_path / "data"),
+        "PATCHWARDEN_ADMIN_PASSWORD": "e2e-admin-password-123",
+    }
     env.pop("PATCHWARDEN_DATABASE_URL", None)
     log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen([str(BIN / "patchwarden"), "serve", "--port", str(port)], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(BIN / "patchwarden"), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -21,7 +21,7 @@ Hostname,Serial Number,IP Address,device_type,vendor,model,firmware_version,os,o
 web-01,SN-1,10.0.0.1,server,Dell Inc.,R650,2.1.0,Debian,12,web-01.example.com,2,prod,Web team,Shop,eu-west,Europe/Berlin,PCI; web ;,yes,confidential
 ,SN-2,,network_device,Cisco,C9300,17.9,,,,1,,,,,,,0,
 ,,2001:DB8::1,,,,,,,,,,,,,,,,
-"""  # noqa: E501
+"""
 
 
 def records(content: bytes, fmt: str | None = None) -> list[CmdbRecord | RejectedRow]:

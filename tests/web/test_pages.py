@@ -24,8 +24,13 @@ from tests.api.conftest import PASSWORD, build_app
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -40,20 +45,43 @@ def live_server(sqlite_engine: Engine, tmp_path: Path) -> Iterator[str]:
     factory = make_session_factory(sqlite_engine)
     with transaction(factory) as session:
         users.create_user(session, "test", "ops", PASSWORD, "viewer")
-        enrolment_token, _ = agents.create_enrollment_token(session, "test", __import__("datetime").timedelta(hours=1))
+        enrolment_token, _ = agents.create_enrollment_token(
+            session, "test", __import__("datetime").timedelta(hours=1)
+        )
         enrolled = agents.enroll(session, enrolment_token, "web-01", None, "test")
         agent = session.get(Agent, enrolled.agent_id)
         assert agent is not None
-        packages = [InstalledPackage("deb", "openssl", "3.0.11-1~deb12u2", "amd64", "openssl"),
-                    InstalledPackage("deb", "bash", "5.2.15-2+b2", "amd64", "bash")]
-        facts = Facts(hostname="web-01", os_id="debian", os_version_id="12",
-                      os_pretty_name="Debian GNU/Linux 12 (bookworm)", kernel="6.1.0-18-amd64")
-        ingest.ingest_agent_report(session, agent, AgentReport(
-            asset_id=enrolled.asset_id, seq=1, kind="full", base_seq=None, agent_version="test",
-            facts=facts, collector_notes=[], packages=packages))
+        packages = [
+            InstalledPackage("deb", "openssl", "3.0.11-1~deb12u2", "amd64", "openssl"),
+            InstalledPackage("deb", "bash", "5.2.15-2+b2", "amd64", "bash"),
+        ]
+        facts = Facts(
+            hostname="web-01",
+            os_id="debian",
+            os_version_id="12",
+            os_pretty_name="Debian GNU/Linux 12 (bookworm)",
+            kernel="6.1.0-18-amd64",
+        )
+        ingest.ingest_agent_report(
+            session,
+            agent,
+            AgentReport(
+                asset_id=enrolled.asset_id,
+                seq=1,
+                kind="full",
+                base_seq=None,
+                agent_version="test",
+                facts=facts,
+                collector_notes=[],
+                packages=packages,
+            ),
+        )
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(sqlite_engine, tmp_path), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(sqlite_engine, tmp_path), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -68,7 +96,9 @@ def live_server(sqlite_engine: Engine, tmp_path: Path) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test-deps installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (make test-deps installs it)"
+)
 def test_login_inventory_and_asset_page(live_server: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -89,7 +119,9 @@ def test_login_inventory_and_asset_page(live_server: str, tmp_path: Path) -> Non
         page.wait_for_selector("#assets")
         assert page.inner_text("#asset-total") == "1"
         row = page.inner_text("#assets tbody tr")
-        assert "web-01" in row and "Debian GNU/Linux 12 (bookworm)" in row and "6.1.0-18-amd64" in row
+        assert (
+            "web-01" in row and "Debian GNU/Linux 12 (bookworm)" in row and "6.1.0-18-amd64" in row
+        )
         page.screenshot(path=str(tmp_path / "assets.png"), full_page=True)
 
         page.click("text=web-01")

@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 from patchwarden import __version__
 from patchwarden.api import errors
 from patchwarden.api.deps import Database
-from patchwarden.api.timing import ServerTimingMiddleware
 from patchwarden.api.routes import (
     agent_protocol,
     agents,
@@ -29,6 +28,7 @@ from patchwarden.api.routes import (
     imports,
     users,
 )
+from patchwarden.api.timing import ServerTimingMiddleware
 from patchwarden.config import Settings
 from patchwarden.services import ingest
 from patchwarden.storage.db import make_session_factory
@@ -66,7 +66,9 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
     app.add_middleware(ServerTimingMiddleware)
 
     api = APIRouter(prefix="/api/v1")
-    routers = [m.router for m in (auth, users, agents, agent_protocol, assets, groups, imports, audit)]
+    routers = [
+        m.router for m in (auth, users, agents, agent_protocol, assets, groups, imports, audit)
+    ]
     for router in routers:
         api.include_router(router)
     app.include_router(api)

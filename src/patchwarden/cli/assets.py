@@ -178,7 +178,10 @@ def add_ssh(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 22,
     key: Annotated[str | None, typer.Option(help="Private key file")] = None,
 ) -> None:
-    """Add an agentless asset: collect its inventory over SSH now (host key trusted on first use)."""
+    """Add an agentless asset and collect its inventory over SSH now.
+
+    The host key presented now is trusted from then on (trust on first use).
+    """
     result = agentless.add_ssh_asset(session_factory(), cli_actor(), destination, port, key)
     print_json(result.__dict__)
 

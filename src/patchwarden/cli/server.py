@@ -17,10 +17,9 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from patchwarden.api.app import create_app
+from patchwarden.cli.output import print_table
 from patchwarden.config import Settings, get_settings
 from patchwarden.errors import ConfigError
-from patchwarden.errors import ConfigError
-from patchwarden.cli.output import print_table
 from patchwarden.services import agents, assets, users
 from patchwarden.storage.db import make_engine, make_session_factory, transaction, upgrade
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final, Protocol, cast
 
+from cvss import CVSS2, CVSS3, CVSS4  # type: ignore[import-untyped]
 from cvss.exceptions import CVSSError  # type: ignore[import-untyped]
 
-from cvss import CVSS2, CVSS3, CVSS4  # type: ignore[import-untyped]
 from patchwarden.cvss.model import (
     CvssScore,
     CvssVector,

@@ -6,9 +6,9 @@ validated exactly like an agent's report before anything is stored.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError

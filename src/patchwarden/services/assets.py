@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from patchwarden.domain.attributes import REQUIRED_ATTRIBUTES, AssetAttributes
@@ -140,7 +140,7 @@ def list_assets(
     session: Session, flt: AssetFilter | None = None, limit: int = 1000, offset: int = 0
 ) -> tuple[list[Asset], int]:
     flt = flt or AssetFilter()
-    query: Select[tuple[Asset]] = select(Asset)
+    query = select(Asset)
     conditions = []
     if flt.search:
         conditions.append(func.lower(Asset.hostname).contains(flt.search.lower(), autoescape=True))

@@ -276,7 +276,9 @@ def _write_changes(
 _FACT_COLUMNS = {f.name for f in fields(Facts)} - {"ip_addresses", "firmware"}
 
 
-def _apply_facts(asset: Asset, facts: Facts, notes: list[dict[str, str]], now: datetime) -> None:
+def _apply_facts(
+    asset: Asset, facts: Facts, notes: list[dict[str, str]] | None, now: datetime
+) -> None:
     for name in _FACT_COLUMNS:
         value = getattr(facts, name)
         if value is not None and getattr(asset, name) != value:

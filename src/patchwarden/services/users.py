@@ -20,7 +20,7 @@ from patchwarden.storage.tables import ApiToken, User, utcnow
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
 MIN_PASSWORD_LENGTH = 12
-TOKEN_PREFIX = "pw_"
+TOKEN_PREFIX = "pw_"  # noqa: S105 - a prefix, not a secret
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verified against when the user does not exist, so timing does not reveal that.
@@ -160,7 +160,7 @@ def update_user(
         _check_password(password)
         user.password_hash = _hasher.hash(password)
         user.password_changed_at = utcnow()
-        changes["password"] = "changed"
+        changes["password"] = "changed"  # noqa: S105 - audit text, not the secret
     if changes.get("role") not in (None, Role.ADMIN) or changes.get("is_active") is False:
         _keep_one_admin(session, user.id)
     if is_active is False or password is not None:

@@ -119,7 +119,9 @@ def list_reports(
 
 
 @router.post("/ssh", response_model=SshCollectionOut, status_code=status.HTTP_201_CREATED)
-def add_ssh_asset(body: SshAssetIn, principal: InventoryWriter, database: DbDep) -> SshCollectionOut:
+def add_ssh_asset(
+    body: SshAssetIn, principal: InventoryWriter, database: DbDep
+) -> SshCollectionOut:
     """Add an agentless asset and collect its inventory over SSH now.
 
     The host key presented now is trusted from then on (trust on first use)."""
@@ -130,7 +132,9 @@ def add_ssh_asset(body: SshAssetIn, principal: InventoryWriter, database: DbDep)
 
 
 @router.post("/{asset_id}/collect", response_model=SshCollectionOut)
-def collect_ssh_asset(asset_id: int, principal: InventoryWriter, database: DbDep) -> SshCollectionOut:
+def collect_ssh_asset(
+    asset_id: int, principal: InventoryWriter, database: DbDep
+) -> SshCollectionOut:
     """Collect an agentless asset's inventory again; a changed host key is refused."""
     result = agentless.collect_asset(database.factory, principal.actor, asset_id)
     return SshCollectionOut(**result.__dict__)

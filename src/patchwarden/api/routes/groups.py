@@ -9,7 +9,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, StringConstraints
 
 from patchwarden.api.deps import DbDep, InventoryReader, InventoryWriter
-from patchwarden.api.schemas import Strict
+from patchwarden.domain.report_schema import Strict
 from patchwarden.errors import InvalidInput
 from patchwarden.services import groups
 
@@ -73,11 +73,13 @@ def create_group(body: GroupCreateIn, principal: InventoryWriter, database: DbDe
         raise InvalidInput("give either asset_ids (static group) or query (dynamic group)")
     with database.transaction() as session:
         if body.query is not None:
-            view = groups.create_dynamic(session, principal.actor, body.name, body.query,
-                                         body.description)
+            view = groups.create_dynamic(
+                session, principal.actor, body.name, body.query, body.description
+            )
         else:
-            view = groups.create_static(session, principal.actor, body.name, body.asset_ids or [],
-                                        body.description)
+            view = groups.create_static(
+                session, principal.actor, body.name, body.asset_ids or [], body.description
+            )
     return _out(view)
 
 
@@ -96,8 +98,14 @@ def update_group(
     group_id: int, body: GroupUpdateIn, principal: InventoryWriter, database: DbDep
 ) -> GroupOut:
     with database.transaction() as session:
-        view = groups.update(session, principal.actor, group_id, name=body.name,
-                             description=body.description, query=body.query)
+        view = groups.update(
+            session,
+            principal.actor,
+            group_id,
+            name=body.name,
+            description=body.description,
+            query=body.query,
+        )
     return _out(view)
 
 
@@ -108,7 +116,9 @@ def delete_group(group_id: int, principal: InventoryWriter, database: DbDep) -> 
 
 
 @router.post("/{group_id}/members", response_model=GroupOut)
-def add_members(group_id: int, body: MembersIn, principal: InventoryWriter, database: DbDep) -> GroupOut:
+def add_members(
+    group_id: int, body: MembersIn, principal: InventoryWriter, database: DbDep
+) -> GroupOut:
     with database.transaction() as session:
         return _out(groups.add_members(session, principal.actor, group_id, body.asset_ids))
 

@@ -52,12 +52,22 @@ async def import_cmdb(
     )
     totals = report.totals
     return ImportReportOut(
-        format=report.format, dry_run=report.dry_run, created=totals.created,
-        updated=totals.updated, unchanged=totals.unchanged, rejected=totals.rejected,
+        format=report.format,
+        dry_run=report.dry_run,
+        created=totals.created,
+        updated=totals.updated,
+        unchanged=totals.unchanged,
+        rejected=totals.rejected,
         warnings=list(report.warnings),
         rows=[
-            RowResultOut(row=r.row, action=r.action, identity=r.identity, asset_id=r.asset_id,
-                         reason=r.reason, changed_fields=list(r.changed_fields))
+            RowResultOut(
+                row=r.row,
+                action=r.action,
+                identity=r.identity,
+                asset_id=r.asset_id,
+                reason=r.reason,
+                changed_fields=list(r.changed_fields),
+            )
             for r in report.rows
         ],
     )
