@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from patchwarden.cli import context
 from patchwarden.cli.groups import app
-from patchwarden.config import get_settings
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import Asset, AuditEvent
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("PATCHWARDEN_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("PATCHWARDEN_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    context.session_factory.cache_clear()
-    yield tmp_path / "data"
-    if context.session_factory.cache_info().currsize:
-        context.session_factory().kw["bind"].dispose()
-    context.session_factory.cache_clear()
-    get_settings.cache_clear()
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 @pytest.fixture

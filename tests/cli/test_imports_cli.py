@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,10 @@ from patchwarden.config import get_settings
 from patchwarden.storage.tables import Asset, AuditEvent
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 GOOD = b"hostname,ip,criticality,tags\nweb-01,10.0.0.1,2,pci;web\ndb-01,10.0.0.2,1,database\n"
 MIXED = GOOD + b"bad,10.0.0.300,2,\nshort\n"
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("PATCHWARDEN_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("PATCHWARDEN_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    context.session_factory.cache_clear()
-    yield tmp_path / "data"
-    if context.session_factory.cache_info().currsize:
-        context.session_factory().kw["bind"].dispose()
-    context.session_factory.cache_clear()
-    get_settings.cache_clear()
 
 
 def write(tmp_path: Path, name: str, content: bytes) -> str:

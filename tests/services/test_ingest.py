@@ -37,16 +37,27 @@ def send(
         return ingest.ingest_agent_report(session, agent, report, now=at)
 
 
-def report(asset_id: int, seq: int, **fields: object) -> AgentReport:
-    kind = "delta" if "base_seq" in fields else "full"
+def report(
+    asset_id: int,
+    seq: int,
+    *,
+    packages: list[InstalledPackage] | None = None,
+    base_seq: int | None = None,
+    added: list[InstalledPackage] | None = None,
+    removed: list[InstalledPackage] | None = None,
+) -> AgentReport:
+    """A full report when `packages` is given, else a delta on `base_seq`."""
     return AgentReport(
         asset_id=asset_id,
         seq=seq,
-        kind=kind,
+        kind="full" if packages is not None else "delta",
+        base_seq=base_seq,
         agent_version="t",
         facts=Facts(hostname="rhel-9"),
-        **({"base_seq": None} | fields),
-    )  # type: ignore[arg-type]
+        packages=packages or [],
+        added=added or [],
+        removed=removed or [],
+    )
 
 
 def test_several_kernels_and_point_in_time(session_factory: sessionmaker[Session]) -> None:

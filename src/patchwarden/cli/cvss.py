@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from patchwarden.cli.common import fail, numbered_lines
 from patchwarden.cvss import CvssScore, InvalidCvssVector
 from patchwarden.cvss import score as score_vector
 
 app = typer.Typer(help="Score CVSS v2, v3.0, v3.1 and v4.0 vectors.")
-err_console = Console(stderr=True)
-
-MAX_ERRORS_SHOWN = 20
 
 
 class OutputFormat(StrEnum):
@@ -32,28 +25,12 @@ def cvss() -> None:
     """Score CVSS v2, v3.0, v3.1 and v4.0 vectors."""
 
 
-def _fail(messages: list[str]) -> typer.Exit:
-    for message in messages[:MAX_ERRORS_SHOWN]:
-        err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    if len(messages) > MAX_ERRORS_SHOWN:
-        err_console.print(f"… and {len(messages) - MAX_ERRORS_SHOWN} more errors")
-    return typer.Exit(code=2)
-
-
-def _lines(batch: str) -> Iterator[tuple[int, str]]:
-    if batch == "-":
-        yield from enumerate(sys.stdin, start=1)
-        return
-    with Path(batch).open(encoding="utf-8") as stream:
-        yield from enumerate(stream, start=1)
-
-
 def _score_batch(batch: str) -> list[CvssScore]:
     """Scores of every vector in the file, or Exit(2) listing every bad line."""
     results: list[CvssScore] = []
     errors: list[str] = []
     try:
-        for number, raw in _lines(batch):
+        for number, raw in numbered_lines(batch):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
@@ -62,11 +39,11 @@ def _score_batch(batch: str) -> list[CvssScore]:
             except InvalidCvssVector as exc:
                 errors.append(f"{batch}:{number}: {exc}")
     except OSError as exc:
-        raise _fail([f"cannot read {batch}: {exc.strerror or exc}"]) from exc
+        raise fail([f"cannot read {batch}: {exc.strerror or exc}"]) from exc
     except UnicodeDecodeError as exc:
-        raise _fail([f"cannot read {batch}: not UTF-8 text ({exc.reason})"]) from exc
+        raise fail([f"cannot read {batch}: not UTF-8 text ({exc.reason})"]) from exc
     if errors:
-        raise _fail(errors)
+        raise fail(errors)
     return results
 
 
@@ -106,7 +83,7 @@ def score(
     """Print the base score and severity of VECTOR (and temporal/environmental if set)."""
     if batch is not None:
         if vector is not None:
-            raise _fail(["give either a vector or --batch FILE, not both"])
+            raise fail(["give either a vector or --batch FILE, not both"])
         for result in _score_batch(batch):
             if output_format is OutputFormat.JSON:
                 typer.echo(json.dumps(result.to_dict()))
@@ -114,11 +91,11 @@ def score(
                 typer.echo(f"{result.base_score:.1f}\t{result.severity}\t{result.vector}")
         return
     if vector is None:
-        raise _fail(["give a CVSS vector, or --batch FILE"])
+        raise fail(["give a CVSS vector, or --batch FILE"])
     try:
         result = score_vector(vector)
     except InvalidCvssVector as exc:
-        raise _fail([str(exc)]) from exc
+        raise fail([str(exc)]) from exc
     if output_format is OutputFormat.JSON:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from patchwarden.cli.common import report_errors
 from patchwarden.cli.context import cli_actor, session_factory
 from patchwarden.cli.output import Format, console, emit, print_json
-from patchwarden.errors import InvalidInput, PatchwardenError
+from patchwarden.errors import InvalidInput
 from patchwarden.services import groups
 from patchwarden.storage.db import transaction
 
@@ -22,7 +20,7 @@ app = typer.Typer(
     "'tag = pci and criticality <= 2'.",
     no_args_is_help=True,
 )
-err_console = Console(stderr=True)
+
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="table or json")]
 GroupArg = Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="The group's name or id.")]
@@ -30,16 +28,6 @@ AssetsOpt = Annotated[
     str, typer.Option("--assets", help="Asset ids, comma-separated: 1,2,3", show_default=False)
 ]
 LIST_COLUMNS = ("id", "name", "kind", "member_count", "query", "description")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Patchwarden errors become `error: message` on stderr and exit status 2."""
-    try:
-        yield
-    except PatchwardenError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from exc
 
 
 def parse_asset_ids(text: str) -> list[int]:
@@ -76,7 +64,7 @@ def create(
     description: Annotated[str, typer.Option("--description")] = "",
 ) -> None:
     """Create a static group (--assets) or a dynamic one (--query); prints its id."""
-    with _errors():
+    with report_errors():
         if (assets is None) == (query is None):
             raise InvalidInput("give exactly one of --assets (static group) or --query (dynamic)")
         with transaction(session_factory()) as session:
@@ -91,7 +79,7 @@ def create(
 @app.command("list")
 def list_groups(fmt: FormatOpt = Format.TABLE) -> None:
     """All groups with their member counts."""
-    with _errors():
+    with report_errors():
         with transaction(session_factory()) as session:
             views = groups.list_groups(session)
         emit([_plain(view) for view in views], LIST_COLUMNS, fmt)
@@ -100,7 +88,7 @@ def list_groups(fmt: FormatOpt = Format.TABLE) -> None:
 @app.command("show")
 def show(ref: GroupArg, fmt: FormatOpt = Format.TABLE) -> None:
     """One group and its members (a dynamic group is evaluated now)."""
-    with _errors():
+    with report_errors():
         with transaction(session_factory()) as session:
             found = groups.detail(session, ref)
         members = [{"id": m.asset_id, "hostname": m.hostname} for m in found.members]
@@ -119,7 +107,7 @@ def show(ref: GroupArg, fmt: FormatOpt = Format.TABLE) -> None:
 @app.command("add")
 def add(ref: GroupArg, assets: AssetsOpt) -> None:
     """Add assets to a static group."""
-    with _errors():
+    with report_errors():
         with transaction(session_factory()) as session:
             view = groups.add_members(session, cli_actor(), ref, parse_asset_ids(assets))
         typer.echo(f"group {view.name!r} now has {_members(view.member_count)}")
@@ -128,7 +116,7 @@ def add(ref: GroupArg, assets: AssetsOpt) -> None:
 @app.command("remove")
 def remove(ref: GroupArg, assets: AssetsOpt) -> None:
     """Remove assets from a static group."""
-    with _errors():
+    with report_errors():
         with transaction(session_factory()) as session:
             view = groups.remove_members(session, cli_actor(), ref, parse_asset_ids(assets))
         typer.echo(f"group {view.name!r} now has {_members(view.member_count)}")
@@ -137,7 +125,7 @@ def remove(ref: GroupArg, assets: AssetsOpt) -> None:
 @app.command("delete")
 def delete(ref: GroupArg) -> None:
     """Delete a group (its assets stay)."""
-    with _errors():
+    with report_errors():
         with transaction(session_factory()) as session:
             view = groups.get(session, ref)
             groups.delete(session, cli_actor(), view.id)

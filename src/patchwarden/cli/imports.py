@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,10 +12,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from patchwarden.cli.common import report_errors
 from patchwarden.cli.context import cli_actor, session_factory
 from patchwarden.cli.output import Format, console, print_json
 from patchwarden.config import get_settings
-from patchwarden.errors import PatchwardenError, PayloadTooLarge
+from patchwarden.errors import PayloadTooLarge
 from patchwarden.imports.cmdb import CmdbFormat
 from patchwarden.services.cmdb_import import ImportReport, import_cmdb
 
@@ -36,16 +35,6 @@ class FileFormat(StrEnum):
 def _group() -> None:
     """Import assets from other systems."""
     # A callback keeps `cmdb` a sub-command even while it is the only one.
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Patchwarden errors become `error: message` on stderr and exit status 2."""
-    try:
-        yield
-    except PatchwardenError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from exc
 
 
 @app.command("cmdb")
@@ -67,7 +56,7 @@ def cmdb(
 
     Rows are matched to assets by hostname, else serial, else IP. Exits 1 when
     any row was rejected (the other rows are still imported)."""
-    with _errors():
+    with report_errors():
         limit = get_settings().max_import_bytes
         if file.stat().st_size > limit:
             raise PayloadTooLarge(
