@@ -38,7 +38,7 @@ UPKEEP_INTERVAL_SECONDS = 60
 
 
 def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -> FastAPI:
-    database = Database(make_session_factory(engine))
+    database = Database(make_session_factory(engine), make_session_factory(engine, read_only=True))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -104,3 +104,12 @@ async def _upkeep_loop(database: Database, settings: Settings) -> None:
         except Exception:  # keep the loop alive; the next round retries
             log.exception("upkeep failed")
         await asyncio.sleep(UPKEEP_INTERVAL_SECONDS)
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for `patchwarden serve --workers N` (each worker process calls it)."""
+    from patchwarden.config import get_settings
+    from patchwarden.storage.db import make_engine
+
+    settings = get_settings()
+    return create_app(settings, make_engine(settings.effective_database_url))

@@ -28,12 +28,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Database:
     """The session factory; handlers open one transaction per unit of work."""
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(self, factory: sessionmaker[Session], read_factory: sessionmaker[Session]) -> None:
         self.factory = factory
+        self.read_factory = read_factory
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         with transaction(self.factory) as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A unit of work that only reads: it never waits for writers."""
+        with transaction(self.read_factory) as session:
             yield session
 
 

@@ -8,7 +8,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -46,26 +46,36 @@ def bootstrap(settings: Settings) -> Engine:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes sharing the port.")
+    ] = 1,
     ssl_certfile: Annotated[
         Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS.")
     ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
-    """Run the server (API, web UI, background upkeep) in this process."""
+    """Run the server (API, web UI, background upkeep)."""
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise ConfigError("give both --ssl-certfile and --ssl-keyfile, or neither")
     settings = get_settings()
     engine = bootstrap(settings)
-    app = create_app(settings, engine)
-    uvicorn.run(
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        proxy_headers=True,
-        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
-    )
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_level": "info",
+        "proxy_headers": True,
+        "ssl_certfile": str(ssl_certfile) if ssl_certfile else None,
+        "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings, engine), **options)
+    else:
+        # Each worker process builds its own app (and database pool) from the
+        # same PATCHWARDEN_* settings; the database is the only shared state.
+        engine.dispose()
+        uvicorn.run(
+            "patchwarden.api.app:create_app_from_env", factory=True, workers=workers, **options
+        )
 
 
 def db_upgrade() -> None:

@@ -6,14 +6,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 # (ecosystem, name, arch, version): one installed package on an asset. Several
 # versions of one name may coexist (rpm kernels), so the version is part of it.
 PackageKey = tuple[str, str, str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class InstalledPackage:
+class InstalledPackage(NamedTuple):
+    """One installed package. A NamedTuple rather than a frozen dataclass: it is
+    just as immutable and typed, and builds several times faster, which counts
+    when every report carries thousands of them."""
+
     ecosystem: str
     name: str
     version: str

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from ipaddress import ip_address
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     field_validator,
     model_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from patchwarden.domain.inventory import AgentReport, Facts, InstalledPackage
 from patchwarden.errors import InvalidInput
@@ -35,32 +38,42 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PackageIn(Strict):
+@with_config(ConfigDict(extra="forbid"))
+class PackageIn(TypedDict):
+    """One installed package as reported. A TypedDict rather than a model: a
+    report carries thousands, and validating into plain dicts is twice as fast."""
+
     ecosystem: Literal["deb", "rpm", "apk", "pypi", "npm", "windows", "firmware"]
     name: PackageName
     version: PackageVersion
-    arch: Arch = ""
-    source_name: PackageName | None = None
-    source_version: PackageVersion | None = None
-    status: Literal[
-        "installed",
-        "half-installed",
-        "unpacked",
-        "half-configured",
-        "triggers-awaited",
-        "triggers-pending",
-    ] = "installed"
+    arch: NotRequired[Arch]
+    source_name: NotRequired[PackageName | None]
+    source_version: NotRequired[PackageVersion | None]
+    status: NotRequired[
+        Literal[
+            "installed",
+            "half-installed",
+            "unpacked",
+            "half-configured",
+            "triggers-awaited",
+            "triggers-pending",
+        ]
+    ]
 
-    def domain(self) -> InstalledPackage:
-        return InstalledPackage(
-            self.ecosystem,
-            self.name,
-            self.version,
-            self.arch,
-            self.source_name,
-            self.source_version,
-            self.status,
-        )
+
+PackageList = TypeAdapter(list[PackageIn])
+
+
+def to_package(entry: PackageIn) -> InstalledPackage:
+    return InstalledPackage(
+        entry["ecosystem"],
+        entry["name"],
+        entry["version"],
+        entry.get("arch", ""),
+        entry.get("source_name"),
+        entry.get("source_version"),
+        entry.get("status", "installed"),
+    )
 
 
 class OsIn(BaseModel):
@@ -180,7 +193,7 @@ class AgentReportIn(Strict):
         return self
 
     def domain(self) -> AgentReport:
-        packages = [p.domain() for p in self.packages]
+        packages = [to_package(p) for p in self.packages]
         keys = {p.key for p in packages}
         if len(keys) != len(packages):
             raise InvalidInput("the same package (ecosystem, name, arch, version) is listed twice")
@@ -197,6 +210,6 @@ class AgentReportIn(Strict):
                 else [n.model_dump() for n in self.collector_notes]
             ),
             packages=packages,
-            added=[p.domain() for p in self.added],
-            removed=[p.domain() for p in self.removed],
+            added=[to_package(p) for p in self.added],
+            removed=[to_package(p) for p in self.removed],
         )

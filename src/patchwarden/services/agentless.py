@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden.agentless.ssh import KnownHostKey, SshTarget, collect_over_ssh, parse_destination
 from patchwarden.domain.inventory import Facts, InstalledPackage
-from patchwarden.domain.report_schema import CollectorNoteIn, FactsIn, PackageIn
+from patchwarden.domain.report_schema import CollectorNoteIn, FactsIn, PackageList, to_package
 from patchwarden.errors import Conflict, HostKeyMismatch, InvalidInput, NotFound
 from patchwarden.services import audit, ingest
 from patchwarden.storage.db import transaction
@@ -41,7 +41,9 @@ def _validated(
     inventory: Mapping[str, Any],
 ) -> tuple[list[InstalledPackage], Facts, list[dict[str, str]]]:
     try:
-        packages = [PackageIn.model_validate(p).domain() for p in inventory.get("packages", [])]
+        packages = [
+            to_package(p) for p in PackageList.validate_python(inventory.get("packages", []))
+        ]
         facts = FactsIn.model_validate(inventory.get("facts", {})).domain()
         notes = [
             CollectorNoteIn.model_validate(n).model_dump()

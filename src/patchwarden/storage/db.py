@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from patchwarden.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+READ_ONLY_OPTION = "patchwarden_read_only"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -44,19 +45,31 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # A 64 MiB page cache and memory-mapped reads: inventory tables and their
+        # indexes are large and written in bulk.
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA mmap_size=268435456")
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: two writers queue on the busy
-        # timeout instead of one failing when it upgrades a read lock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # timeout instead of one failing when it upgrades a read lock. Read-only
+        # units of work begin deferred and never wait for writers (WAL).
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions for units of work; `read_only` ones must not write (on SQLite
+    they run without the write lock, so they never queue behind writers)."""
+    bind = engine.execution_options(**{READ_ONLY_OPTION: True}) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 @contextmanager

@@ -192,7 +192,6 @@ class InstalledPackage(Base):
             sqlite_where=text("removed_at IS NULL"),
         ),
         Index("ix_installed_packages_asset_history", "asset_id", "installed_at"),
-        Index("ix_installed_packages_name", "ecosystem", "name"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -53,7 +53,7 @@ def enroll(body: EnrollIn, database: DbDep, settings: SettingsDep, _: Public) ->
 
 def _ingest(database: Database, credential: str, raw: bytes, interval: int) -> ReportAckOut:
     # Refuse strangers before spending time on their body.
-    with database.transaction() as session:
+    with database.reading() as session:
         agents.authenticate_agent(session, credential)
     try:
         parsed = AgentReportIn.model_validate_json(raw)

@@ -221,7 +221,6 @@ def upgrade() -> None:
             postgresql_where=sa.text("removed_at IS NULL"),
             sqlite_where=sa.text("removed_at IS NULL"),
         )
-        batch_op.create_index("ix_installed_packages_name", ["ecosystem", "name"], unique=False)
 
     op.create_table(
         "ssh_targets",
@@ -320,7 +319,6 @@ def downgrade() -> None:
     op.drop_table("inventory_reports")
     op.drop_table("ssh_targets")
     with op.batch_alter_table("installed_packages", schema=None) as batch_op:
-        batch_op.drop_index("ix_installed_packages_name")
         batch_op.drop_index(
             "ix_installed_packages_current",
             postgresql_where=sa.text("removed_at IS NULL"),
