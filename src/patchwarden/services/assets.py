@@ -23,6 +23,9 @@ from patchwarden.storage.tables import (
 )
 from patchwarden.storage.tables import InstalledPackage as PackageRow
 
+# Attributes that feed findings' risk scores.
+RISK_ATTRIBUTES = frozenset({"criticality", "internet_facing", "data_sensitivity"})
+
 SUMMARY_FIELDS = (
     "id",
     "hostname",
@@ -222,6 +225,8 @@ def update_attributes(
     real = {name: value for name, value in changes.items() if before[name] != value}
     for name, value in real.items():
         setattr(asset, name, value)
+    if real.keys() & RISK_ATTRIBUTES:
+        asset.findings_dirty = True  # risk scores depend on these
     if real:
         asset.updated_at = utcnow()
         audit.record(

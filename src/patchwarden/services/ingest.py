@@ -262,6 +262,8 @@ def _write_changes(
             ],
         )
     asset.package_count = package_count
+    if removed or added:
+        asset.findings_dirty = True
     return IngestResult(
         asset.id,
         report_id,
@@ -283,6 +285,8 @@ def _apply_facts(
         value = getattr(facts, name)
         if value is not None and getattr(asset, name) != value:
             setattr(asset, name, value)
+            if name in ("os_id", "os_version_id"):  # another platform's advisories apply
+                asset.findings_dirty = True
     if facts.ip_addresses is not None and asset.ip_addresses != list(facts.ip_addresses):
         asset.ip_addresses = list(facts.ip_addresses)
     if facts.firmware is not None and asset.firmware != facts.firmware:

@@ -9,7 +9,7 @@ Changes after the first report are also written to `package_events`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -165,6 +165,8 @@ class Asset(Base):
     last_seen_at: Mapped[datetime | None]
     last_report_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     inventory_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Set when the inventory changed and findings must be recomputed.
+    findings_dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -299,3 +301,181 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# --- vulnerability intelligence -----------------------------------------------------
+
+
+class Vulnerability(Base):
+    """A CVE (or another id when a flaw has no CVE) with what NVD says of it."""
+
+    __tablename__ = "vulnerabilities"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[datetime | None]
+    modified: Mapped[datetime | None]
+    status: Mapped[str | None] = mapped_column(String(32))  # NVD vulnStatus
+    withdrawn_at: Mapped[datetime | None]
+    cvss_version: Mapped[str | None] = mapped_column(String(8))
+    cvss_vector: Mapped[str | None] = mapped_column(String(255))
+    cvss_score: Mapped[float | None]
+    severity: Mapped[str | None] = mapped_column(String(16))
+    cvss_source: Mapped[str | None] = mapped_column(String(128))  # nvd, an advisory id …
+    cwes: Mapped[list[Any]] = mapped_column(default=list)
+    # Which feed said what: {"nvd": {"file": …, "imported_at": …}, "osv": …}
+    provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Advisory(Base):
+    __tablename__ = "advisories"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), index=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[datetime | None]
+    modified: Mapped[datetime | None]
+    withdrawn_at: Mapped[datetime | None]
+    aliases: Mapped[list[Any]] = mapped_column(default=list)
+    severity: Mapped[list[Any]] = mapped_column(default=list)  # CVSS metrics given by the feed
+    references: Mapped[list[Any]] = mapped_column(default=list)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    source_file: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AdvisoryVulnerability(Base):
+    __tablename__ = "advisory_vulnerabilities"
+
+    advisory_id: Mapped[str] = mapped_column(
+        ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True
+    )
+    vulnerability_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class AffectedPackageRow(Base):
+    """One affected-package entry of an advisory, ranges as the feed gave them."""
+
+    __tablename__ = "affected_packages"
+    __table_args__ = (Index("ix_affected_packages_platform_name", "platform", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    advisory_id: Mapped[str] = mapped_column(
+        ForeignKey("advisories.id", ondelete="CASCADE"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    ranges: Mapped[list[Any]] = mapped_column(default=list)
+    versions: Mapped[list[Any]] = mapped_column(default=list)
+    all_versions: Mapped[bool] = mapped_column(Boolean, default=False)
+    binaries: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class KevEntryRow(Base):
+    __tablename__ = "kev_entries"
+
+    cve_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(255))
+    product: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(Text)
+    date_added: Mapped[date]
+    due_date: Mapped[date | None]
+    known_ransomware: Mapped[bool] = mapped_column(Boolean, default=False)
+    required_action: Mapped[str] = mapped_column(Text, default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    source_file: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime]
+
+
+class EpssScoreRow(Base):
+    __tablename__ = "epss_scores"
+
+    cve_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    epss: Mapped[float]
+    percentile: Mapped[float]
+    score_date: Mapped[date | None]
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    source_file: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime]
+
+
+class FeedImport(Base):
+    """One run of `feeds import` / `feeds sync`: what it did, what it refused."""
+
+    __tablename__ = "feed_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str] = mapped_column(Text)
+    format: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    withdrawn: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rejections: Mapped[list[Any]] = mapped_column(default=list)  # the first 1,000
+    notes: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Finding(Base):
+    """(asset, package, vulnerability): open, fixed, excepted or false positive.
+
+    Identity is (asset, ecosystem, package name, arch, vulnerability): an
+    upgrade that is still vulnerable keeps the finding (and its first-seen
+    time); several installed versions of one name (kernels) share it.
+    """
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        UniqueConstraint(
+            "asset_id", "ecosystem", "package_name", "package_arch", "vulnerability_id"
+        ),
+        Index("ix_findings_vulnerability", "vulnerability_id"),
+        Index("ix_findings_status_risk", "status", "risk_score"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    ecosystem: Mapped[str] = mapped_column(String(16))
+    package_name: Mapped[str] = mapped_column(String(255), index=True)
+    package_arch: Mapped[str] = mapped_column(String(32), default="")
+    installed_version: Mapped[str] = mapped_column(String(255))
+    source_name: Mapped[str | None] = mapped_column(String(255))
+    vulnerability_id: Mapped[str] = mapped_column(String(64))
+    advisory_ids: Mapped[list[Any]] = mapped_column(default=list)
+    fixed_version: Mapped[str | None] = mapped_column(String(255))  # None: no fix yet
+    platform: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    first_seen_at: Mapped[datetime]
+    fixed_at: Mapped[datetime | None]
+    risk_score: Mapped[float] = mapped_column(default=0.0)
+    risk_components: Mapped[list[Any]] = mapped_column(default=list)
+    due_at: Mapped[datetime | None]
+    sla_rule: Mapped[str | None] = mapped_column(Text)
+
+
+class PolicySetting(Base):
+    """Configurable policy values (risk weights, SLA days per group) as JSON."""
+
+    __tablename__ = "policy_settings"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(128), default="system")
+
+
+class FeedState(Base):
+    """A counter bumped by every feed change: server processes rebuild their
+    in-memory advisory index when it moves."""
+
+    __tablename__ = "feed_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
