@@ -21,14 +21,18 @@ def test_migrations_match_the_tables(engine: Engine) -> None:
 def test_upgrade_keeps_existing_data(engine: Engine) -> None:
     command.downgrade(alembic_config(engine), "0001")
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO assets (hostname, source, device_type, status, ip_addresses, firmware,"
-            " criticality, tags, internet_facing, data_sensitivity, collector_notes, package_count,"
-            " last_report_seq, inventory_seq, created_at, updated_at) VALUES ('kept', 'agent', 'server',"
-            " 'active', '[]', '{}', 2, '[]', false, 'internal', '[]', 0, 0, 0, '2026-01-01', '2026-01-01')"
-        ))
+        connection.execute(
+            text(
+                "INSERT INTO assets (hostname, source, device_type, status, ip_addresses, firmware,"
+                " criticality, tags, internet_facing, data_sensitivity, collector_notes, package_count,"
+                " last_report_seq, inventory_seq, created_at, updated_at) VALUES ('kept', 'agent', 'server',"
+                " 'active', '[]', '{}', 2, '[]', false, 'internal', '[]', 0, 0, 0, '2026-01-01', '2026-01-01')"
+            )
+        )
     upgrade(engine)
     upgrade(engine)  # idempotent
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT hostname, criticality, findings_dirty FROM assets")).all()
+        rows = connection.execute(
+            text("SELECT hostname, criticality, findings_dirty FROM assets")
+        ).all()
     assert [(r[0], r[1], bool(r[2])) for r in rows] == [("kept", 2, False)]

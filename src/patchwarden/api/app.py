@@ -24,17 +24,20 @@ from patchwarden.api.routes import (
     assets,
     audit,
     auth,
+    findings,
     groups,
     imports,
     users,
 )
 from patchwarden.api.timing import ServerTimingMiddleware
 from patchwarden.config import Settings
+from patchwarden.services import findings as findings_service
 from patchwarden.services import ingest
 from patchwarden.storage.db import make_session_factory
 
 log = logging.getLogger("patchwarden.server")
-UPKEEP_INTERVAL_SECONDS = 60
+UPKEEP_INTERVAL_SECONDS = 10
+UPKEEP_RECOMPUTE_LIMIT = 2000  # assets per round; the rest wait for the next one
 
 
 def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -> FastAPI:
@@ -67,7 +70,8 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
 
     api = APIRouter(prefix="/api/v1")
     routers = [
-        m.router for m in (auth, users, agents, agent_protocol, assets, groups, imports, audit)
+        m.router
+        for m in (auth, users, agents, agent_protocol, assets, groups, imports, findings, audit)
     ]
     for router in routers:
         api.include_router(router)
@@ -91,8 +95,11 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
 
 
 def upkeep_once(database: Database, settings: Settings) -> int:
+    """Mark assets that missed check-ins stale; recompute findings of changed assets."""
     with database.transaction() as session:
-        return ingest.mark_stale_assets(session, timedelta(seconds=settings.stale_after_seconds))
+        marked = ingest.mark_stale_assets(session, timedelta(seconds=settings.stale_after_seconds))
+    findings_service.recompute_dirty(database.factory, limit=UPKEEP_RECOMPUTE_LIMIT)
+    return marked
 
 
 async def _upkeep_loop(database: Database, settings: Settings) -> None:

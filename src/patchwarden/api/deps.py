@@ -122,5 +122,7 @@ AgentManager = _require_alias(Permission.AGENTS_MANAGE)
 UsersReader = _require_alias(Permission.USERS_READ)
 UsersManager = _require_alias(Permission.USERS_MANAGE)
 AuditReader = _require_alias(Permission.AUDIT_READ)
+FeedsManager = _require_alias(Permission.FEEDS_MANAGE)
+PolicyManager = _require_alias(Permission.POLICY_MANAGE)
 Self = _require_alias(Permission.SELF)
 Public = Annotated[None, Depends(public)]

@@ -24,7 +24,7 @@ err_console = Console(stderr=True)
 def _mount() -> None:
     # Imported here so `patchwarden --help` lists everything while each module
     # stays independent of the others.
-    from patchwarden.cli import admin, assets, cvss, groups, imports, server, versions
+    from patchwarden.cli import admin, assets, cvss, groups, imports, server, versions, vulns
 
     app.command("serve")(server.serve)
     app.command("quickstart")(server.quickstart)
@@ -41,6 +41,11 @@ def _mount() -> None:
     app.add_typer(imports.app, name="import")
     app.add_typer(versions.app, name="versions")
     app.add_typer(cvss.app, name="cvss")
+    app.add_typer(vulns.feeds_app, name="feeds")
+    app.add_typer(vulns.findings_app, name="findings")
+    app.add_typer(vulns.vulns_app, name="vulnerabilities")
+    app.add_typer(vulns.policy_app, name="policy")
+    app.command("scan")(vulns.scan)
 
 
 _mount()

@@ -63,8 +63,8 @@ def platform_of_os(os_id: str | None, version_id: str | None) -> str | None:
         return None
     os_id = os_id.lower()
     parts = version_id.split(".")
-    if os_id == "debian":
-        return f"debian:{parts[0]}"
+    if os_id == "debian":  # "12" from "12.5"; releases before 4 were "3.0", "3.1"
+        return f"debian:{parts[0]}" if parts[0] != "3" else f"debian:{'.'.join(parts[:2])}"
     if os_id == "ubuntu":
         return f"ubuntu:{'.'.join(parts[:2])}"
     if os_id == "alpine":

@@ -21,6 +21,8 @@ class Permission(StrEnum):
     USERS_READ = "users:read"
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
+    FEEDS_MANAGE = "feeds:manage"  # import and sync advisory feeds
+    POLICY_MANAGE = "policy:manage"  # risk weights, SLA policies
     SELF = "self"  # own profile and own API tokens
 
 
@@ -31,6 +33,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.INVENTORY_READ,
             Permission.INVENTORY_WRITE,
             Permission.AGENTS_MANAGE,
+            Permission.FEEDS_MANAGE,
             Permission.SELF,
         }
     ),

@@ -1,0 +1,100 @@
+"""CISA's Known Exploited Vulnerabilities catalogue (JSON).
+
+``{"title", "catalogVersion", "dateReleased", "count", "vulnerabilities": [{"cveID",
+"vendorProject", "product", "vulnerabilityName", "dateAdded", "shortDescription",
+"requiredAction", "dueDate", "knownRansomwareCampaignUse", "notes", "cwes"}]}``
+
+``knownRansomwareCampaignUse`` is "Known" or "Unknown"; anything else rejects
+the entry. A catalogue whose ``count`` disagrees with its entries gets a note.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from patchwarden.domain.advisories import KevEntry, ParsedFeed
+from patchwarden.feeds.base import (
+    CVE_RE,
+    Collector,
+    FeedSource,
+    FileRejected,
+    parse_date,
+    text_or_none,
+)
+
+NAME: Final = "kev"
+_RANSOMWARE: Final = {"Known": True, "Unknown": False}
+_REQUIRED: Final = ("vendorProject", "product", "vulnerabilityName")
+
+
+class KevFeed:
+    name: Final = NAME
+
+    def detect(self, head: bytes, filename: str) -> bool:
+        return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") and (
+            b'"catalogVersion"' in head or b"Known Exploited Vulnerabilities" in head
+        )
+
+    def parse(self, source: FeedSource) -> ParsedFeed:
+        c = Collector(NAME, source)
+        with c.whole_file(), c.json_document() as reader:
+            if reader.first_char() != "{":
+                raise FileRejected("not a KEV catalogue: expected a JSON object")
+            header: dict[str, object] = {}
+            entries = with_cve = 0
+            for key, index, value in reader.members(expand={"vulnerabilities"}):
+                if index is None:
+                    header[key] = value
+                    continue
+                header.setdefault(key, [])
+                entries += 1
+                with_cve += isinstance(value, dict) and "cveID" in value
+                where = c.at(f"vulnerabilities[{index}]")
+                try:
+                    c.add(_entry(value))
+                except ValueError as exc:
+                    cve = value.get("cveID") if isinstance(value, dict) else None
+                    c.reject(f"{where} {cve}" if isinstance(cve, str) else where, str(exc))
+            reader.end()
+            if not isinstance(header.get("vulnerabilities"), list):
+                keys = ", ".join(list(header)[:6])
+                raise FileRejected(f"not a KEV catalogue: no 'vulnerabilities' list (keys: {keys})")
+            if entries and not with_cve:
+                raise FileRejected("not a KEV catalogue: no entry has a 'cveID'")
+            version, released = header.get("catalogVersion"), header.get("dateReleased")
+            c.note(f"CISA KEV catalogue {version}, released {released}: {entries} entries")
+            count = header.get("count")
+            if isinstance(count, int) and count != entries:
+                c.note(f"the catalogue says it has {count} entries but lists {entries}")
+        return c.result()
+
+
+def _entry(raw: object) -> KevEntry:
+    if not isinstance(raw, dict):
+        raise ValueError("an entry must be a JSON object")
+    cve = raw.get("cveID")
+    if not isinstance(cve, str) or not CVE_RE.fullmatch(cve.strip()):
+        raise ValueError(f"cveID {cve!r} is not a CVE id (CVE-YYYY-NNNN)")
+    for key in _REQUIRED:
+        if text_or_none(raw.get(key)) is None:
+            raise ValueError(f"'{key}' is missing or empty")
+    ransomware = raw.get("knownRansomwareCampaignUse", "Unknown")
+    if ransomware not in _RANSOMWARE:
+        raise ValueError(
+            f"knownRansomwareCampaignUse {ransomware!r} is neither 'Known' nor 'Unknown'"
+        )
+    due = raw.get("dueDate")
+    return KevEntry(
+        cve_id=cve.strip(),
+        vendor=str(raw["vendorProject"]).strip(),
+        product=str(raw["product"]).strip(),
+        name=str(raw["vulnerabilityName"]).strip(),
+        date_added=parse_date(raw.get("dateAdded"), "dateAdded"),
+        due_date=parse_date(due, "dueDate") if due not in (None, "") else None,
+        known_ransomware=_RANSOMWARE[str(ransomware)],
+        required_action=text_or_none(raw.get("requiredAction")) or "",
+        notes=text_or_none(raw.get("notes")) or "",
+    )
+
+
+FEED: Final = KevFeed()

@@ -1,0 +1,505 @@
+"""Importing advisory feeds into the database: idempotent upserts with
+provenance, a per-record savepoint so a broken record is refused whole, and a
+summary of created / updated / unchanged / withdrawn / rejected records.
+
+Parsing is pure (patchwarden.feeds); this module only stores what it yields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from patchwarden import cvss
+from patchwarden.domain.advisories import (
+    Advisory,
+    CvssMetric,
+    EpssScore,
+    FeedRecord,
+    KevEntry,
+    RejectedRecord,
+    VulnerabilityRecord,
+)
+from patchwarden.errors import InvalidInput, PatchwardenError
+from patchwarden.services import audit, findings
+from patchwarden.storage.db import transaction
+from patchwarden.storage.tables import Advisory as AdvisoryRow
+from patchwarden.storage.tables import (
+    AdvisoryVulnerability,
+    AffectedPackageRow,
+    EpssScoreRow,
+    FeedImport,
+    KevEntryRow,
+    Vulnerability,
+    utcnow,
+)
+
+BATCH = 500
+MAX_STORED_REJECTIONS = 1000
+CVSS_PREFERENCE = ("3.1", "4.0", "3.0", "2.0")  # which vector a vulnerability shows first
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ImportSummary:
+    import_id: int
+    path: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    withdrawn: int = 0
+    rejected: int = 0
+    rejections: list[RejectedRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    files: int = 0
+    seconds: float = 0.0
+    # (platform, package name) pairs whose advisories changed: their findings are stale.
+    touched: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.withdrawn)
+
+    def count(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def reject(self, record: RejectedRecord) -> None:
+        self.rejected += 1
+        self.rejections.append(record)
+
+
+def import_feed(
+    factory: sessionmaker[Session],
+    path: Path,
+    fmt: str | None,
+    actor: str,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import one file, directory or zip. Records are stored in batches; each
+    record is all-or-nothing; a bad record is counted and reported."""
+    from patchwarden.feeds import read_path  # the parsers' registry
+
+    if not path.exists():
+        raise InvalidInput(f"{path} does not exist")
+    started = time.perf_counter()
+    with transaction(factory) as session:
+        run = FeedImport(actor=actor, path=str(path), format=fmt, started_at=utcnow())
+        session.add(run)
+        session.flush()
+        summary = ImportSummary(run.id, str(path))
+    pending: list[tuple[FeedRecord, str]] = []
+    for parsed in read_path(path, fmt):
+        summary.files += 1
+        summary.notes.extend(parsed.notes)
+        for rejected in parsed.rejected:
+            summary.reject(rejected)
+        file = parsed.file or summary.path
+        epss = [r for r in parsed.records if isinstance(r, EpssScore)]
+        if epss:
+            _store_epss(factory, epss, file, summary)
+            if progress:
+                progress(len(epss))
+        # Records of many small files (an OSV zip) share batches and transactions.
+        pending.extend((r, file) for r in parsed.records if not isinstance(r, EpssScore))
+        while len(pending) >= BATCH:
+            _store_batch(factory, pending[:BATCH], summary, progress)
+            del pending[:BATCH]
+    if pending:
+        _store_batch(factory, pending, summary, progress)
+    summary.seconds = time.perf_counter() - started
+    with transaction(factory) as session:
+        if summary.changed:
+            findings.bump_feed_generation(session)
+            findings.mark_assets_for_names(session, summary.touched)
+        session.execute(
+            update(FeedImport)
+            .where(FeedImport.id == summary.import_id)
+            .values(
+                finished_at=utcnow(),
+                created=summary.created,
+                updated=summary.updated,
+                unchanged=summary.unchanged,
+                withdrawn=summary.withdrawn,
+                rejected=summary.rejected,
+                rejections=[
+                    {"where": r.where, "reason": r.reason}
+                    for r in summary.rejections[:MAX_STORED_REJECTIONS]
+                ],
+                notes=summary.notes[:100],
+            )
+        )
+        audit.record(
+            session,
+            actor,
+            "feed.import",
+            "feed_import",
+            summary.import_id,
+            {
+                "path": str(path),
+                "format": fmt,
+                "created": summary.created,
+                "updated": summary.updated,
+                "unchanged": summary.unchanged,
+                "withdrawn": summary.withdrawn,
+                "rejected": summary.rejected,
+            },
+        )
+    return summary
+
+
+def _store_batch(
+    factory: sessionmaker[Session],
+    batch: Sequence[tuple[FeedRecord, str]],
+    summary: ImportSummary,
+    progress: Progress | None,
+) -> None:
+    """One transaction per batch, one savepoint per record."""
+    now = utcnow()
+    with transaction(factory) as session:
+        for record, file in batch:
+            savepoint = session.begin_nested()
+            try:
+                outcome = _store_record(session, record, file, now, summary.touched)
+                savepoint.commit()
+            except (PatchwardenError, SQLAlchemyError, ValueError) as exc:
+                savepoint.rollback()
+                summary.reject(RejectedRecord(_record_id(record), f"not stored: {exc}"))
+                continue
+            summary.count(outcome)
+    if progress:
+        progress(len(batch))
+
+
+def _record_id(record: FeedRecord) -> str:
+    return record.cve_id if isinstance(record, KevEntry | EpssScore) else record.id
+
+
+def _store_record(
+    session: Session,
+    record: FeedRecord,
+    file: str,
+    now: datetime,
+    touched: set[tuple[str, str]],
+) -> str:
+    if isinstance(record, Advisory):
+        return _store_advisory(session, record, file, now, touched)
+    if isinstance(record, VulnerabilityRecord):
+        return _store_vulnerability(session, record, file, now)
+    if isinstance(record, KevEntry):
+        return _store_kev(session, record, file, now)
+    raise InvalidInput(f"unsupported record type {type(record).__name__}")
+
+
+def _content_hash(value: Any) -> str:
+    body = json.dumps(dataclasses.asdict(value), sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _best_metric(metrics: Sequence[CvssMetric]) -> CvssMetric | None:
+    """The metric a vulnerability shows: primary before secondary, then by version preference."""
+    ranked = sorted(
+        metrics,
+        key=lambda m: (
+            not m.primary,
+            CVSS_PREFERENCE.index(m.version)
+            if m.version in CVSS_PREFERENCE
+            else len(CVSS_PREFERENCE),
+        ),
+    )
+    return ranked[0] if ranked else None
+
+
+def _scored(metric: CvssMetric) -> tuple[str, str, float, str]:
+    """(version, vector, base score, severity) — scored by our own calculator."""
+    result = cvss.score(metric.vector)
+    return (
+        str(result.version.value),
+        result.vector,
+        result.base_score,
+        result.severity.value.lower(),
+    )
+
+
+def _store_advisory(
+    session: Session,
+    advisory: Advisory,
+    file: str,
+    now: datetime,
+    touched: set[tuple[str, str]],
+) -> str:
+    digest = _content_hash(advisory)
+    row = session.get(AdvisoryRow, advisory.id)
+    if row is not None:
+        if row.content_hash == digest:
+            return "unchanged"
+        if advisory.modified and row.modified and advisory.modified < row.modified:
+            return "unchanged"  # an older copy of a record we already hold
+        touched.update(
+            session.execute(
+                select(AffectedPackageRow.platform, AffectedPackageRow.name).where(
+                    AffectedPackageRow.advisory_id == advisory.id
+                )
+            )
+        )
+        session.execute(
+            delete(AffectedPackageRow).where(AffectedPackageRow.advisory_id == advisory.id)
+        )
+        session.execute(
+            delete(AdvisoryVulnerability).where(AdvisoryVulnerability.advisory_id == advisory.id)
+        )
+        outcome = "withdrawn" if advisory.withdrawn and row.withdrawn_at is None else "updated"
+    else:
+        row = AdvisoryRow(id=advisory.id, imported_at=now)
+        session.add(row)
+        outcome = "withdrawn" if advisory.withdrawn else "created"
+    row.source = advisory.source
+    row.title = advisory.title
+    row.details = advisory.details
+    row.published = advisory.published
+    row.modified = advisory.modified
+    row.withdrawn_at = advisory.withdrawn
+    row.aliases = list(advisory.aliases)
+    row.severity = [dataclasses.asdict(m) for m in advisory.severity]
+    row.references = list(advisory.references)
+    row.content_hash = digest
+    row.source_file = file
+    row.updated_at = now
+    session.flush()
+    if advisory.affected:
+        session.execute(
+            insert(AffectedPackageRow),
+            [
+                {
+                    "advisory_id": advisory.id,
+                    "platform": a.platform,
+                    "name": a.name,
+                    "ranges": [
+                        {"type": r.type, "events": [{e.kind: e.version} for e in r.events]}
+                        for r in a.ranges
+                    ],
+                    "versions": list(a.versions),
+                    "all_versions": a.all_versions,
+                    "binaries": list(a.binaries),
+                    "note": a.note,
+                }
+                for a in advisory.affected
+            ],
+        )
+    touched.update((a.platform, a.name) for a in advisory.affected)
+    vulnerability_ids = sorted(set(advisory.vulnerability_ids))
+    session.execute(
+        insert(AdvisoryVulnerability),
+        [{"advisory_id": advisory.id, "vulnerability_id": v} for v in vulnerability_ids],
+    )
+    metric = _best_metric(advisory.severity)
+    for vulnerability_id in vulnerability_ids:
+        vulnerability = session.get(Vulnerability, vulnerability_id)
+        if vulnerability is None:
+            vulnerability = Vulnerability(
+                id=vulnerability_id, description=advisory.title, provenance={}
+            )
+            session.add(vulnerability)
+        # An advisory's CVSS fills in only where NVD has not scored the flaw.
+        if metric is not None and vulnerability.cvss_source in (None, advisory.id):
+            version, vector, score, severity = _scored(metric)
+            vulnerability.cvss_version, vulnerability.cvss_vector = version, vector
+            vulnerability.cvss_score, vulnerability.severity = score, severity
+            vulnerability.cvss_source = advisory.id
+        vulnerability.provenance = {
+            **vulnerability.provenance,
+            advisory.source: {
+                "file": file,
+                "imported_at": now.isoformat(),
+                "advisory": advisory.id,
+            },
+        }
+    return outcome
+
+
+def _store_vulnerability(
+    session: Session, record: VulnerabilityRecord, file: str, now: datetime
+) -> str:
+    row = session.get(Vulnerability, record.id)
+    metric = _best_metric(record.cvss)
+    scored = _scored(metric) if metric else None
+    values: dict[str, Any] = {
+        "description": record.description,
+        "published": record.published,
+        "modified": record.modified,
+        "status": record.status,
+        "withdrawn_at": (record.modified or now) if record.status == "Rejected" else None,
+        "cwes": list(record.cwes),
+    }
+    if scored:
+        values |= {
+            "cvss_version": scored[0],
+            "cvss_vector": scored[1],
+            "cvss_score": scored[2],
+            "severity": scored[3],
+            "cvss_source": metric.source if metric else "nvd",
+        }
+    if row is None:
+        session.add(
+            Vulnerability(
+                id=record.id,
+                provenance={"nvd": {"file": file, "imported_at": now.isoformat()}},
+                **values,
+            )
+        )
+        return "created"
+    if all(getattr(row, k) == v for k, v in values.items()):
+        return "unchanged"
+    if record.modified and row.modified and record.modified < row.modified:
+        return "unchanged"
+    outcome = "withdrawn" if values["withdrawn_at"] and row.withdrawn_at is None else "updated"
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.provenance = {**row.provenance, "nvd": {"file": file, "imported_at": now.isoformat()}}
+    return outcome
+
+
+def _store_kev(session: Session, entry: KevEntry, file: str, now: datetime) -> str:
+    values = {
+        "vendor": entry.vendor,
+        "product": entry.product,
+        "name": entry.name,
+        "date_added": entry.date_added,
+        "due_date": entry.due_date,
+        "known_ransomware": entry.known_ransomware,
+        "required_action": entry.required_action,
+        "notes": entry.notes,
+    }
+    row = session.get(KevEntryRow, entry.cve_id)
+    if row is None:
+        session.add(KevEntryRow(cve_id=entry.cve_id, source_file=file, imported_at=now, **values))
+        return "created"
+    if all(getattr(row, k) == v for k, v in values.items()):
+        return "unchanged"
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.source_file, row.imported_at = file, now
+    return "updated"
+
+
+def _store_epss(
+    factory: sessionmaker[Session], scores: Sequence[EpssScore], file: str, summary: ImportSummary
+) -> None:
+    """EPSS files hold a score for every CVE (~300k rows): compared in memory,
+    written with executemany, one transaction per batch."""
+    now = utcnow()
+    with transaction(factory) as session:
+        stored = {
+            cve: (epss, percentile, day)
+            for cve, epss, percentile, day in session.execute(
+                select(
+                    EpssScoreRow.cve_id,
+                    EpssScoreRow.epss,
+                    EpssScoreRow.percentile,
+                    EpssScoreRow.score_date,
+                )
+            )
+        }
+    new = [s for s in scores if s.cve_id not in stored]
+    changed = [
+        s
+        for s in scores
+        if s.cve_id in stored and stored[s.cve_id] != (s.epss, s.percentile, s.score_date)
+    ]
+    summary.created += len(new)
+    summary.updated += len(changed)
+    summary.unchanged += len(scores) - len(new) - len(changed)
+    for start in range(0, max(len(new), len(changed)), 20_000):
+        with transaction(factory) as session:
+            chunk_new = new[start : start + 20_000]
+            if chunk_new:
+                session.execute(
+                    insert(EpssScoreRow), [_epss_values(s, file, now) for s in chunk_new]
+                )
+            for s in changed[start : start + 20_000]:
+                session.execute(
+                    update(EpssScoreRow)
+                    .where(EpssScoreRow.cve_id == s.cve_id)
+                    .values(**_epss_values(s, file, now))
+                )
+
+
+def _epss_values(score: EpssScore, file: str, now: datetime) -> dict[str, Any]:
+    return {
+        "cve_id": score.cve_id,
+        "epss": score.epss,
+        "percentile": score.percentile,
+        "score_date": score.score_date,
+        "model_version": score.model_version,
+        "source_file": file,
+        "imported_at": now,
+    }
+
+
+def list_imports(session: Session, limit: int = 50) -> list[FeedImport]:
+    return list(
+        session.execute(select(FeedImport).order_by(FeedImport.id.desc()).limit(limit)).scalars()
+    )
+
+
+def touched_names(summary: ImportSummary) -> Iterable[tuple[str, str]]:
+    return sorted(summary.touched)
+
+
+@dataclass
+class SourceSync:
+    source: str
+    status: str  # downloaded and imported | unchanged | failed: reason
+    summary: ImportSummary | None = None
+
+
+def sync_sources(
+    factory: sessionmaker[Session],
+    dest_dir: Path,
+    names: Sequence[str] | None,
+    actor: str,
+    client: Any = None,
+) -> list[SourceSync]:
+    """Download the public feeds that changed and import them. A source that
+    cannot be reached is reported; if none could be, the first error is raised."""
+    import httpx
+
+    from patchwarden.feeds.errors import FeedDownloadError
+    from patchwarden.feeds.sync import DEFAULT_SOURCES, get_source, sync
+
+    sources = [get_source(n) for n in names] if names else list(DEFAULT_SOURCES.values())
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    own_client = client is None
+    http = client or httpx.Client(timeout=60, follow_redirects=True)
+    results: list[SourceSync] = []
+    errors: list[FeedDownloadError] = []
+    try:
+        for source in sources:
+            try:
+                outcome = sync(source, dest_dir, http)
+            except FeedDownloadError as exc:
+                errors.append(exc)
+                results.append(SourceSync(source.name, f"failed: {exc}"))
+                continue
+            if outcome.status == "unchanged":
+                results.append(SourceSync(source.name, "unchanged"))
+                continue
+            summary = import_feed(factory, outcome.path, source.format, actor)
+            results.append(SourceSync(source.name, "downloaded and imported", summary))
+    finally:
+        if own_client:
+            http.close()
+    if errors and len(errors) == len(sources):
+        raise errors[0]
+    return results

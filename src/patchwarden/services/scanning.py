@@ -1,0 +1,164 @@
+"""The offline scanner: a package list (dpkg status, rpm -qa, requirements)
+matched against the local advisory database. No server, no assets stored."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from patchwarden.domain.advisories import platform_of_os
+from patchwarden.domain.inventory import InstalledPackage
+from patchwarden.errors import InvalidInput
+from patchwarden.matching.engine import match_packages
+from patchwarden.matching.index import AdvisoryIndex
+from patchwarden.prioritize.risk import RiskInputs, risk_score
+from patchwarden.scan import inputs, report
+from patchwarden.scan.report import ScanRow
+from patchwarden.services import findings
+from patchwarden.storage.db import transaction
+
+FORMATS = ("table", "json", "sarif")
+SEVERITY_ORDER = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+# Scans know nothing of the machine: its risk uses a middle-of-the-road context.
+SCAN_CONTEXT: dict[str, Any] = {
+    "criticality": 3,
+    "internet_facing": False,
+    "data_sensitivity": "internal",
+}
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    rows: list[ScanRow]
+    rendered: str | Table
+    exit_code: int
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"{path} does not exist") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _packages(
+    dpkg_status: Path | None, rpm_qa: Path | None, requirements: Path | None, distro: str | None
+) -> tuple[list[InstalledPackage], list[tuple[int, str]], str | None]:
+    given = [p for p in (dpkg_status, rpm_qa, requirements) if p is not None]
+    if len(given) != 1:
+        raise InvalidInput("give exactly one of --dpkg-status, --rpm-qa, --requirements")
+    platform = None
+    if distro is not None:
+        os_id, _, release = distro.partition(":")
+        platform = platform_of_os(os_id, release)
+        if platform is None:
+            raise InvalidInput(
+                f"unknown --distro {distro!r}: use ID:RELEASE, "
+                "e.g. debian:12, ubuntu:22.04, alpine:3.19"
+            )
+    if requirements is not None:
+        packages, skipped = inputs.parse_requirements(_read(requirements))
+        return packages, skipped, platform
+    if platform is None:
+        raise InvalidInput("--distro ID:RELEASE is required with --dpkg-status and --rpm-qa")
+    if dpkg_status is not None:
+        packages, skipped = inputs.parse_dpkg_status(_read(dpkg_status))
+    else:
+        assert rpm_qa is not None
+        packages, skipped = inputs.parse_rpm_qa(_read(rpm_qa))
+    return packages, skipped, platform
+
+
+def scan_packages(
+    session: Session, packages: list[InstalledPackage], platform: str | None
+) -> list[ScanRow]:
+    index = AdvisoryIndex.build(findings.load_advisories(session))
+    if len(index) == 0:
+        raise InvalidInput(
+            "the local advisory database is empty: import advisories first, e.g. "
+            "'patchwarden feeds import DSA_list.txt' or 'patchwarden feeds sync'"
+        )
+    matches = match_packages(index, platform, packages)
+    grouped = findings.group_matches(matches)
+    info = findings.vulnerability_info(session, [key[3] for key in grouped])
+    # One row per package version and fix: "upgrade X to Y closes these".
+    rows: dict[tuple[str, str, str | None], dict[str, Any]] = defaultdict(
+        lambda: {"vulns": set(), "advisories": set()}
+    )
+    for (_, name, _, vulnerability_id), entry in grouped.items():
+        installed = findings.lowest_version(entry.platform, entry.versions)
+        fixed = findings.lowest_fix(entry.platform, entry.fixed)
+        row = rows[(name, installed, fixed)]
+        row["vulns"].add(vulnerability_id)
+        row["advisories"].update(entry.advisories)
+    result = []
+    for (name, installed, fixed), row in sorted(rows.items(), key=lambda item: item[0][:2]):
+        details = [info[v] for v in sorted(row["vulns"])]
+        severities = [d.severity for d in details if d.severity in SEVERITY_ORDER]
+        risk = max(
+            risk_score(
+                RiskInputs(
+                    cvss_base=d.cvss_score,
+                    severity=d.severity,
+                    epss=d.epss,
+                    kev=d.kev,
+                    kev_ransomware=d.kev_ransomware,
+                    **SCAN_CONTEXT,
+                )
+            ).score
+            for d in details
+        )
+        result.append(
+            ScanRow(
+                package=name,
+                installed_version=installed,
+                fixed_version=fixed,
+                vulnerability_ids=tuple(sorted(row["vulns"])),
+                advisory_ids=tuple(sorted(row["advisories"])),
+                severity=max(severities, key=SEVERITY_ORDER.__getitem__) if severities else None,
+                cvss=max((d.cvss_score for d in details if d.cvss_score is not None), default=None),
+                epss=max((d.epss for d in details if d.epss is not None), default=None),
+                kev=any(d.kev for d in details),
+                risk=risk,
+            )
+        )
+    return result
+
+
+def scan_files(
+    factory: sessionmaker[Session],
+    *,
+    dpkg_status: Path | None = None,
+    rpm_qa: Path | None = None,
+    requirements: Path | None = None,
+    distro: str | None = None,
+    fail_on: str | None = None,
+    fmt: str = "table",
+    tool_version: str = "",
+) -> ScanResult:
+    if fmt not in FORMATS:
+        raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
+    if fail_on is not None and fail_on not in SEVERITY_ORDER:
+        raise InvalidInput(f"--fail-on must be one of {', '.join(SEVERITY_ORDER)}")
+    packages, skipped, platform = _packages(dpkg_status, rpm_qa, requirements, distro)
+    with transaction(factory) as session:
+        rows = scan_packages(session, packages, platform)
+    rendered: str | Table
+    if fmt == "json":
+        rendered = report.to_json(rows)
+    elif fmt == "sarif":
+        scanned = next(p for p in (dpkg_status, rpm_qa, requirements) if p is not None)
+        rendered = report.to_sarif(rows, tool_version, artifact_uri=scanned.as_posix())
+    else:
+        rendered = report.to_table(rows)
+    return ScanResult(rows, rendered, report.exit_code(rows, fail_on), list(skipped))
