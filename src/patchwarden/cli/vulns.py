@@ -19,7 +19,6 @@ from patchwarden.config import get_settings
 from patchwarden.errors import InvalidInput
 from patchwarden.services import feeds, findings, priorities, scanning
 from patchwarden.storage.db import transaction
-from patchwarden.storage.tables import utcnow
 
 feeds_app = typer.Typer(
     help="Advisory feeds: import files, sync from the public sources.", no_args_is_help=True
@@ -144,10 +143,7 @@ def _finding_rows(flt: findings.FindingFilter, limit: int) -> list[dict[str, Any
     if flt.asset_id is not None:
         findings.ensure_fresh(factory, flt.asset_id)
     with transaction(factory) as session:
-        rows = findings.list_findings(session, flt, limit)
-        info = findings.vulnerability_info(session, [f.vulnerability_id for f, _ in rows])
-        now = utcnow()
-        return [findings.finding_view(f, h, info.get(f.vulnerability_id), now) for f, h in rows]
+        return findings.finding_views(session, findings.list_findings(session, flt, limit))
 
 
 @findings_app.command("list")

@@ -24,7 +24,20 @@ from patchwarden.storage.tables import (
 from patchwarden.storage.tables import InstalledPackage as PackageRow
 
 # Attributes that feed findings' risk scores.
-RISK_ATTRIBUTES = frozenset({"criticality", "internet_facing", "data_sensitivity"})
+# Attributes that feed findings' scores, directly or through dynamic groups' SLA policies.
+RISK_ATTRIBUTES = frozenset(
+    {
+        "criticality",
+        "internet_facing",
+        "data_sensitivity",
+        "tags",
+        "environment",
+        "owner",
+        "business_service",
+        "region",
+        "device_type",
+    }
+)
 
 SUMMARY_FIELDS = (
     "id",

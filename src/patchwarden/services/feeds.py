@@ -67,6 +67,8 @@ class ImportSummary:
     seconds: float = 0.0
     # (platform, package name) pairs whose advisories changed: their findings are stale.
     touched: set[tuple[str, str]] = field(default_factory=set)
+    # Vulnerabilities whose scores changed (NVD, KEV, EPSS): their findings need re-scoring.
+    rescored: set[str] = field(default_factory=set)
 
     @property
     def changed(self) -> bool:
@@ -89,10 +91,12 @@ def import_feed(
 ) -> ImportSummary:
     """Import one file, directory or zip. Records are stored in batches; each
     record is all-or-nothing; a bad record is counted and reported."""
-    from patchwarden.feeds import read_path  # the parsers' registry
+    from patchwarden.feeds import get_feed, read_path  # the parsers' registry
 
     if not path.exists():
         raise InvalidInput(f"{path} does not exist")
+    if fmt is not None:
+        get_feed(fmt)  # an unknown format is refused before anything is recorded
     started = time.perf_counter()
     with transaction(factory) as session:
         run = FeedImport(actor=actor, path=str(path), format=fmt, started_at=utcnow())
@@ -123,6 +127,7 @@ def import_feed(
         if summary.changed:
             findings.bump_feed_generation(session)
             findings.mark_assets_for_names(session, summary.touched)
+            findings.mark_assets_for_vulnerabilities(session, summary.rescored)
         session.execute(
             update(FeedImport)
             .where(FeedImport.id == summary.import_id)
@@ -167,12 +172,14 @@ def _store_batch(
 ) -> None:
     """One transaction per batch, one savepoint per record."""
     now = utcnow()
-    with transaction(factory) as session:
+    with transaction(factory) as session, session.no_autoflush:
         for record, file in batch:
             savepoint = session.begin_nested()
             try:
                 outcome = _store_record(session, record, file, now, summary.touched)
                 savepoint.commit()
+                if outcome != "unchanged" and isinstance(record, KevEntry | VulnerabilityRecord):
+                    summary.rescored.add(_record_id(record))
             except (PatchwardenError, SQLAlchemyError, ValueError) as exc:
                 savepoint.rollback()
                 summary.reject(RejectedRecord(_record_id(record), f"not stored: {exc}"))
@@ -419,6 +426,8 @@ def _store_epss(
     ]
     summary.created += len(new)
     summary.updated += len(changed)
+    summary.rescored.update(s.cve_id for s in new)
+    summary.rescored.update(s.cve_id for s in changed)
     summary.unchanged += len(scores) - len(new) - len(changed)
     for start in range(0, max(len(new), len(changed)), 20_000):
         with transaction(factory) as session:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -33,9 +34,9 @@ from patchwarden.domain.inventory import InstalledPackage
 from patchwarden.errors import NotFound
 from patchwarden.matching.engine import Match, match_packages
 from patchwarden.matching.index import AdvisoryIndex
-from patchwarden.prioritize.risk import RiskInputs, risk_score
-from patchwarden.prioritize.sla import SlaDue, due_date, sla_status
-from patchwarden.services.priorities import ScoringContext
+from patchwarden.prioritize.sla import sla_status
+from patchwarden.services.priorities import AssetContext, ScoringContext
+from patchwarden.storage.bulk import insert_findings
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import Advisory as AdvisoryRow
 from patchwarden.storage.tables import (
@@ -225,19 +226,25 @@ def group_matches(matches: Sequence[Match]) -> dict[FindingKey, _Grouped]:
     return grouped
 
 
+@lru_cache(maxsize=200_000)
+def _sort_key(platform: str, version: str) -> Any:
+    """A version's sort key on a platform (memoised: fleets repeat versions)."""
+    return versions.get_scheme(scheme_of_platform(platform)).parse(version)
+
+
 def lowest_fix(platform: str, fixes: Sequence[str | None]) -> str | None:
     """The lowest version any advisory says fixes it; None when no advisory has a fix."""
-    known = [f for f in fixes if f]
-    if not known:
-        return None
-    scheme = versions.get_scheme(scheme_of_platform(platform))
-    return min(known, key=scheme.parse)
+    known = {f for f in fixes if f}
+    if len(known) <= 1:
+        return next(iter(known), None)
+    return min(known, key=lambda v: _sort_key(platform, v))
 
 
 def lowest_version(platform: str, installed: set[str]) -> str:
-    scheme = versions.get_scheme(scheme_of_platform(platform))
+    if len(installed) == 1:
+        return next(iter(installed))
     try:
-        return min(installed, key=scheme.parse)
+        return min(installed, key=lambda v: _sort_key(platform, v))
     except versions.InvalidVersion:
         return min(installed)
 
@@ -257,6 +264,35 @@ def current_packages(session: Session, asset_id: int) -> list[InstalledPackage]:
     return [InstalledPackage(*row) for row in rows]
 
 
+_FINDING_STATE = (
+    Finding.id,
+    Finding.ecosystem,
+    Finding.package_name,
+    Finding.package_arch,
+    Finding.vulnerability_id,
+    Finding.status,
+    Finding.first_seen_at,
+    Finding.fixed_at,
+    Finding.installed_version,
+    Finding.source_name,
+    Finding.advisory_ids,
+    Finding.fixed_version,
+    Finding.platform,
+    Finding.risk_score,
+    Finding.due_at,
+)
+# Columns recomputation owns (people own status changes to excepted / false positive).
+_COMPUTED = (
+    "installed_version",
+    "source_name",
+    "advisory_ids",
+    "fixed_version",
+    "platform",
+    "risk_score",
+    "due_at",
+)
+
+
 def recompute_asset(
     session: Session,
     asset_id: int,
@@ -265,6 +301,8 @@ def recompute_asset(
     cache: dict[Any, Any] | None = None,
     scoring: ScoringContext | None = None,
 ) -> RecomputeResult:
+    """Match the asset's current packages and bring its findings up to date with
+    bulk writes: new findings opened, vanished ones fixed, returning ones reopened."""
     now = now or utcnow()
     scoring = scoring or ScoringContext.load(session)
     asset = session.get(Asset, asset_id)
@@ -274,73 +312,83 @@ def recompute_asset(
     matches = match_packages(index, platform, current_packages(session, asset_id), cache=cache)
     grouped = group_matches(matches)
     existing = {
-        (f.ecosystem, f.package_name, f.package_arch, f.vulnerability_id): f
-        for f in session.execute(select(Finding).where(Finding.asset_id == asset_id)).scalars()
+        (row.ecosystem, row.package_name, row.package_arch, row.vulnerability_id): row
+        for row in session.execute(select(*_FINDING_STATE).where(Finding.asset_id == asset_id))
     }
-    info = vulnerability_info(session, [k[3] for k in grouped])
+    missing = [k[3] for k in grouped if k[3] not in scoring.vulnerabilities]
+    if missing:
+        scoring.vulnerabilities.update(vulnerability_info(session, missing))
+    context = AssetContext(
+        asset.id, asset.criticality, asset.internet_facing, asset.data_sensitivity
+    )
     result = RecomputeResult(assets=1)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for key, entry in grouped.items():
-        row = existing.get(key)
-        if row is None:
-            row = Finding(
-                asset_id=asset_id,
-                ecosystem=key[0],
-                package_name=key[1],
-                package_arch=key[2],
-                vulnerability_id=key[3],
-                status="open",
-                first_seen_at=now,
+        old = existing.get(key)
+        first_seen = now if old is None else old.first_seen_at
+        vuln = scoring.vulnerabilities[key[3]]
+        desired = {
+            "installed_version": lowest_version(entry.platform, entry.versions),
+            "source_name": entry.source_name,
+            "advisory_ids": sorted(entry.advisories),
+            "fixed_version": lowest_fix(entry.platform, entry.fixed),
+            "platform": entry.platform,
+            "risk_score": scoring.risk(vuln, context).score,
+            "due_at": scoring.due(vuln, context, first_seen).due,
+        }
+        if old is None:
+            inserts.append(
+                {
+                    "asset_id": asset_id,
+                    "ecosystem": key[0],
+                    "package_name": key[1],
+                    "package_arch": key[2],
+                    "vulnerability_id": key[3],
+                    "status": "open",
+                    "first_seen_at": now,
+                    "fixed_at": None,
+                    **desired,
+                }
             )
-            session.add(row)
             result.opened += 1
-        elif row.status == "fixed":
-            row.status, row.fixed_at = "open", None
+            continue
+        change = {k: v for k, v in desired.items() if getattr(old, k) != v}
+        if old.status == "fixed":
+            change |= {"status": "open", "fixed_at": None}
             result.reopened += 1
-        else:
+        if change:
+            updates.append({"id": old.id, **change})
             result.updated += 1
-        row.installed_version = lowest_version(entry.platform, entry.versions)
-        row.source_name = entry.source_name
-        row.advisory_ids = sorted(entry.advisories)
-        row.fixed_version = lowest_fix(entry.platform, entry.fixed)
-        row.platform = entry.platform
-        _score(row, info[key[3]], asset, scoring)
-    for key, row in existing.items():
-        if key not in grouped and row.status in OPEN_STATES:
-            row.status, row.fixed_at = "fixed", now
+    for key, old in existing.items():
+        if key not in grouped and old.status in OPEN_STATES:
+            updates.append({"id": old.id, "status": "fixed", "fixed_at": now})
             result.fixed += 1
+    insert_findings(session, inserts)
+    if updates:
+        session.execute(update(Finding), updates)
     result.open_total = sum(
-        1 for k in grouped if (existing.get(k) is None or existing[k].status == "open")
+        1 for k in grouped if k not in existing or existing[k].status in ("open", "fixed")
     )
     asset.findings_dirty = False
     session.flush()
     return result
 
 
-def _score(row: Finding, vuln: VulnerabilityInfo, asset: Asset, scoring: ScoringContext) -> None:
-    risk = risk_score(
-        RiskInputs(
-            cvss_base=vuln.cvss_score,
-            severity=vuln.severity,
-            epss=vuln.epss,
-            kev=vuln.kev,
-            kev_ransomware=vuln.kev_ransomware,
-            criticality=asset.criticality,
-            internet_facing=asset.internet_facing,
-            data_sensitivity=asset.data_sensitivity,
-        ),
-        scoring.weights,
-    )
-    row.risk_score = risk.score
-    row.risk_components = [component.as_dict() for component in risk.components]
-    due = due_date(
-        row.first_seen_at, vuln.severity, vuln.kev, vuln.kev_due_date, scoring.sla_for(asset.id)
-    )
-    row.due_at, row.sla_rule = due.due, due.rule
+def _spellings(platform: str, name: str) -> set[str]:
+    """Names an installed package may carry for an advisory's name: PyPI names
+    are compared PEP 503-normalised, but agents report them as installed."""
+    if platform != "pypi":
+        return {name}
+    variants = {name, name.replace("-", "_"), name.replace("-", ".")}
+    return variants | {v.title() for v in variants} | {v.capitalize() for v in variants}
 
 
 def mark_assets_for_names(session: Session, names: Iterable[tuple[str, str]]) -> int:
     """Mark dirty every asset holding a package that a changed advisory names."""
-    by_name = sorted({name for _, name in names})
+    by_name = sorted(
+        {spelling for platform, name in names for spelling in _spellings(platform, name)}
+    )
     marked: set[int] = set()
     for start in range(0, len(by_name), CHUNK):
         chunk = by_name[start : start + CHUNK]
@@ -372,6 +420,32 @@ def mark_assets_for_names(session: Session, names: Iterable[tuple[str, str]]) ->
             .execution_options(synchronize_session=False)
         )
     return len(ids)
+
+
+def mark_assets_for_vulnerabilities(session: Session, ids: Iterable[str]) -> None:
+    """Re-score the assets with findings of these vulnerabilities (KEV, EPSS, NVD changed)."""
+    wanted = sorted(set(ids))
+    if len(wanted) > 5000:  # an EPSS day touches every CVE: cheaper to re-score all
+        session.execute(
+            update(Asset)
+            .where(Asset.id.in_(select(Finding.asset_id).distinct()))
+            .values(findings_dirty=True)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    for start in range(0, len(wanted), CHUNK):
+        session.execute(
+            update(Asset)
+            .where(
+                Asset.id.in_(
+                    select(Finding.asset_id).where(
+                        Finding.vulnerability_id.in_(wanted[start : start + CHUNK])
+                    )
+                )
+            )
+            .values(findings_dirty=True)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def mark_all_assets(session: Session) -> None:
@@ -433,9 +507,11 @@ class FindingFilter:
 
 def list_findings(
     session: Session, flt: FindingFilter, limit: int = 1000, offset: int = 0
-) -> list[tuple[Finding, str]]:
-    """Findings with their asset's hostname, highest risk first."""
-    query = select(Finding, Asset.hostname).join(Asset, Asset.id == Finding.asset_id)
+) -> list[tuple[Finding, AssetContext, str]]:
+    """Findings with their asset's scoring context and hostname, highest risk first."""
+    query = select(
+        Finding, Asset.criticality, Asset.internet_facing, Asset.data_sensitivity, Asset.hostname
+    ).join(Asset, Asset.id == Finding.asset_id)
     if flt.asset_id is not None:
         query = query.where(Finding.asset_id == flt.asset_id)
     if flt.vulnerability_id is not None:
@@ -449,19 +525,26 @@ def list_findings(
     if flt.min_risk is not None:
         query = query.where(Finding.risk_score >= flt.min_risk)
     query = query.order_by(Finding.risk_score.desc(), Finding.id).limit(limit).offset(offset)
-    return [(f, hostname) for f, hostname in session.execute(query)]
+    return [
+        (f, AssetContext(f.asset_id, criticality, exposed, sensitivity), hostname)
+        for f, criticality, exposed, sensitivity, hostname in session.execute(query)
+    ]
 
 
 def finding_view(
-    finding: Finding, hostname: str, info: VulnerabilityInfo | None, now: datetime
+    finding: Finding,
+    context: AssetContext,
+    hostname: str,
+    info: VulnerabilityInfo | None,
+    scoring: ScoringContext,
+    now: datetime,
 ) -> dict[str, Any]:
-    overdue_state = None
-    if finding.due_at is not None:
-        overdue_state = sla_status(
-            SlaDue(finding.due_at, finding.sla_rule or "", first_seen=finding.first_seen_at),
-            now,
-            finding.fixed_at,
-        )
+    """A finding as people see it, with the risk components and SLA rule
+    recomputed from today's inputs (they match the stored score and due date
+    whenever the finding is up to date)."""
+    vuln = info or VulnerabilityInfo(finding.vulnerability_id)
+    risk = scoring.risk(vuln, context)
+    due = scoring.due(vuln, context, finding.first_seen_at)
     return {
         "id": finding.id,
         "asset_id": finding.asset_id,
@@ -479,15 +562,24 @@ def finding_view(
         "first_seen_at": finding.first_seen_at,
         "fixed_at": finding.fixed_at,
         "risk": finding.risk_score,
-        "risk_components": finding.risk_components,
+        "risk_components": [c.as_dict() for c in risk.components],
         "due_at": finding.due_at,
-        "sla_rule": finding.sla_rule,
-        "sla_status": overdue_state,
-        "severity": info.severity if info else None,
-        "cvss": info.cvss_score if info else None,
-        "epss": info.epss if info else None,
-        "kev": info.kev if info else False,
+        "sla_rule": due.rule,
+        "sla_status": sla_status(due, now, finding.fixed_at) if finding.due_at else None,
+        "severity": vuln.severity,
+        "cvss": vuln.cvss_score,
+        "epss": vuln.epss,
+        "kev": vuln.kev,
     }
+
+
+def finding_views(
+    session: Session, rows: list[tuple[Finding, AssetContext, str]]
+) -> list[dict[str, Any]]:
+    scoring = ScoringContext.load(session)
+    info = vulnerability_info(session, [f.vulnerability_id for f, _, _ in rows])
+    now = utcnow()
+    return [finding_view(f, c, h, info.get(f.vulnerability_id), scoring, now) for f, c, h in rows]
 
 
 def vulnerability_detail(session: Session, vulnerability_id: str) -> dict[str, Any]:

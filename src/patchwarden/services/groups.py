@@ -20,6 +20,7 @@ from typing import Final, Literal
 
 from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy import delete as sa_delete
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -192,6 +193,17 @@ def create_dynamic(
     return _view(group, len(_member_ids(session, group)))
 
 
+def _mark_findings_dirty(session: Session, asset_ids: Sequence[int]) -> None:
+    """Group SLA policies apply by membership: members' due dates need recomputing."""
+    for chunk in _chunks(list(asset_ids)):
+        session.execute(
+            sa_update(Asset)
+            .where(Asset.id.in_(chunk))
+            .values(findings_dirty=True)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def add_members(session: Session, actor: str, ref: GroupRef, asset_ids: Iterable[int]) -> GroupView:
     """Add assets to a static group; ones already in it are left as they are."""
     group = _load(session, ref)
@@ -202,6 +214,7 @@ def add_members(session: Session, actor: str, ref: GroupRef, asset_ids: Iterable
     new = [asset_id for asset_id in ids if asset_id not in current]
     if new:
         _insert_members(session, group.id, new)
+        _mark_findings_dirty(session, new)
         group.updated_at = utcnow()
         audit.record(
             session,
@@ -231,6 +244,7 @@ def remove_members(
             )
         )
     if gone:
+        _mark_findings_dirty(session, gone)
         group.updated_at = utcnow()
         audit.record(
             session,

@@ -4,13 +4,20 @@ per group). The scoring itself is pure (patchwarden.prioritize)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from patchwarden.prioritize.risk import DEFAULT_WEIGHTS, RiskWeights
-from patchwarden.prioritize.sla import DEFAULT_SLA_POLICY, SlaPolicy
+from patchwarden.prioritize.risk import (
+    DEFAULT_WEIGHTS,
+    RiskInputs,
+    RiskScore,
+    RiskWeights,
+    risk_score,
+)
+from patchwarden.prioritize.sla import DEFAULT_SLA_POLICY, SlaDue, SlaPolicy, due_date
 from patchwarden.services import audit, groups
 from patchwarden.storage.tables import PolicySetting, utcnow
 
@@ -71,6 +78,33 @@ def sla_policy(session: Session, group: groups.GroupRef | None = None) -> SlaPol
     return fallback if stored is None else SlaPolicy.from_mapping(stored)
 
 
+@dataclass(frozen=True)
+class AssetContext:
+    """What of an asset enters its findings' scores."""
+
+    asset_id: int
+    criticality: int
+    internet_facing: bool
+    data_sensitivity: str
+
+
+class ScoredVulnerability(Protocol):
+    """The vulnerability facts scoring reads (findings.VulnerabilityInfo)."""
+
+    @property
+    def cvss_score(self) -> float | None: ...
+    @property
+    def severity(self) -> str | None: ...
+    @property
+    def epss(self) -> float | None: ...
+    @property
+    def kev(self) -> bool: ...
+    @property
+    def kev_ransomware(self) -> bool: ...
+    @property
+    def kev_due_date(self) -> date | None: ...
+
+
 @dataclass
 class ScoringContext:
     """Everything scoring needs beyond the finding, loaded once per batch."""
@@ -79,6 +113,11 @@ class ScoringContext:
     default_sla: SlaPolicy
     # Group SLA policies by asset: the first group by name that has one wins.
     asset_sla: dict[int, SlaPolicy] = field(default_factory=dict)
+    # Memos for one batch: vulnerability details, risk per (vulnerability,
+    # asset context), due dates per (inputs, first seen, policy).
+    vulnerabilities: dict[str, Any] = field(default_factory=dict)
+    risks: dict[tuple[Any, ...], RiskScore] = field(default_factory=dict)
+    dues: dict[tuple[Any, ...], SlaDue] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session) -> ScoringContext:
@@ -104,3 +143,32 @@ class ScoringContext:
 
     def sla_for(self, asset_id: int) -> SlaPolicy:
         return self.asset_sla.get(asset_id, self.default_sla)
+
+    def risk(self, vuln: ScoredVulnerability, asset: AssetContext) -> RiskScore:
+        key = (vuln, asset.criticality, asset.internet_facing, asset.data_sensitivity)
+        score = self.risks.get(key)
+        if score is None:
+            score = risk_score(
+                RiskInputs(
+                    cvss_base=vuln.cvss_score,
+                    severity=vuln.severity,
+                    epss=vuln.epss,
+                    kev=vuln.kev,
+                    kev_ransomware=vuln.kev_ransomware,
+                    criticality=asset.criticality,
+                    internet_facing=asset.internet_facing,
+                    data_sensitivity=asset.data_sensitivity,
+                ),
+                self.weights,
+            )
+            self.risks[key] = score
+        return score
+
+    def due(self, vuln: ScoredVulnerability, asset: AssetContext, first_seen: datetime) -> SlaDue:
+        policy = self.sla_for(asset.asset_id)
+        key = (vuln.severity, vuln.kev, vuln.kev_due_date, first_seen, policy)
+        due = self.dues.get(key)
+        if due is None:
+            due = due_date(first_seen, vuln.severity, vuln.kev, vuln.kev_due_date, policy)
+            self.dues[key] = due
+        return due

@@ -3,7 +3,6 @@ matched against the local advisory database. No server, no assets stored."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,45 +90,32 @@ def scan_packages(
     matches = match_packages(index, platform, packages)
     grouped = findings.group_matches(matches)
     info = findings.vulnerability_info(session, [key[3] for key in grouped])
-    # One row per package version and fix: "upgrade X to Y closes these".
-    rows: dict[tuple[str, str, str | None], dict[str, Any]] = defaultdict(
-        lambda: {"vulns": set(), "advisories": set()}
-    )
-    for (_, name, _, vulnerability_id), entry in grouped.items():
-        installed = findings.lowest_version(entry.platform, entry.versions)
-        fixed = findings.lowest_fix(entry.platform, entry.fixed)
-        row = rows[(name, installed, fixed)]
-        row["vulns"].add(vulnerability_id)
-        row["advisories"].update(entry.advisories)
+    # One row per package and vulnerability: each keeps its own scores, so
+    # --fail-on and SARIF never lend one CVE's severity to another.
     result = []
-    for (name, installed, fixed), row in sorted(rows.items(), key=lambda item: item[0][:2]):
-        details = [info[v] for v in sorted(row["vulns"])]
-        severities = [d.severity for d in details if d.severity in SEVERITY_ORDER]
-        risk = max(
-            risk_score(
-                RiskInputs(
-                    cvss_base=d.cvss_score,
-                    severity=d.severity,
-                    epss=d.epss,
-                    kev=d.kev,
-                    kev_ransomware=d.kev_ransomware,
-                    **SCAN_CONTEXT,
-                )
-            ).score
-            for d in details
-        )
+    for (_, name, _, vulnerability_id), entry in sorted(grouped.items(), key=lambda kv: kv[0][1:]):
+        detail = info[vulnerability_id]
         result.append(
             ScanRow(
                 package=name,
-                installed_version=installed,
-                fixed_version=fixed,
-                vulnerability_ids=tuple(sorted(row["vulns"])),
-                advisory_ids=tuple(sorted(row["advisories"])),
-                severity=max(severities, key=SEVERITY_ORDER.__getitem__) if severities else None,
-                cvss=max((d.cvss_score for d in details if d.cvss_score is not None), default=None),
-                epss=max((d.epss for d in details if d.epss is not None), default=None),
-                kev=any(d.kev for d in details),
-                risk=risk,
+                installed_version=findings.lowest_version(entry.platform, entry.versions),
+                fixed_version=findings.lowest_fix(entry.platform, entry.fixed),
+                vulnerability_ids=(vulnerability_id,),
+                advisory_ids=tuple(sorted(entry.advisories)),
+                severity=detail.severity,
+                cvss=detail.cvss_score,
+                epss=detail.epss,
+                kev=detail.kev,
+                risk=risk_score(
+                    RiskInputs(
+                        cvss_base=detail.cvss_score,
+                        severity=detail.severity,
+                        epss=detail.epss,
+                        kev=detail.kev,
+                        kev_ransomware=detail.kev_ransomware,
+                        **SCAN_CONTEXT,
+                    )
+                ).score,
             )
         )
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -72,4 +73,73 @@ def insert_packages(
             )
             for p in packages
         ],
+    )
+
+
+FINDING_COLUMNS = (
+    "asset_id",
+    "ecosystem",
+    "package_name",
+    "package_arch",
+    "vulnerability_id",
+    "status",
+    "first_seen_at",
+    "fixed_at",
+    "installed_version",
+    "source_name",
+    "advisory_ids",
+    "fixed_version",
+    "platform",
+    "risk_score",
+    "due_at",
+)
+
+
+def insert_findings(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """New findings: PostgreSQL COPY, SQLite executemany (an asset can have thousands)."""
+    if not rows:
+        return
+    connection = session.connection()
+    columns = ", ".join(FINDING_COLUMNS)
+    if connection.dialect.name == "postgresql":
+        raw: Any = connection.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY findings ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    tuple(
+                        json.dumps(row[c]) if c == "advisory_ids" else row[c]
+                        for c in FINDING_COLUMNS
+                    )
+                )
+        return
+
+    def stamp(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
+
+    values = [
+        (
+            row["asset_id"],
+            row["ecosystem"],
+            row["package_name"],
+            row["package_arch"],
+            row["vulnerability_id"],
+            row["status"],
+            stamp(row["first_seen_at"]),
+            stamp(row["fixed_at"]),
+            row["installed_version"],
+            row["source_name"],
+            json.dumps(row["advisory_ids"]),
+            row["fixed_version"],
+            row["platform"],
+            row["risk_score"],
+            stamp(row["due_at"]),
+        )
+        for row in rows
+    ]
+    placeholders = ", ".join("?" * len(FINDING_COLUMNS))
+    connection.exec_driver_sql(
+        f"INSERT INTO findings ({columns}) VALUES ({placeholders})",  # noqa: S608 - constants
+        values,
     )

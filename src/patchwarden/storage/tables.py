@@ -311,7 +311,7 @@ class Vulnerability(Base):
 
     __tablename__ = "vulnerabilities"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     description: Mapped[str | None] = mapped_column(Text)
     published: Mapped[datetime | None]
     modified: Mapped[datetime | None]
@@ -352,7 +352,7 @@ class AdvisoryVulnerability(Base):
     advisory_id: Mapped[str] = mapped_column(
         ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True
     )
-    vulnerability_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    vulnerability_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
 
 
 class AffectedPackageRow(Base):
@@ -377,7 +377,7 @@ class AffectedPackageRow(Base):
 class KevEntryRow(Base):
     __tablename__ = "kev_entries"
 
-    cve_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cve_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     vendor: Mapped[str] = mapped_column(String(255))
     product: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(Text)
@@ -393,7 +393,7 @@ class KevEntryRow(Base):
 class EpssScoreRow(Base):
     __tablename__ = "epss_scores"
 
-    cve_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cve_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     epss: Mapped[float]
     percentile: Mapped[float]
     score_date: Mapped[date | None]
@@ -425,6 +425,9 @@ class FeedImport(Base):
 class Finding(Base):
     """(asset, package, vulnerability): open, fixed, excepted or false positive.
 
+    The risk score and due date are stored (to sort and to find overdue
+    findings); their explanation is recomputed from the inputs when shown.
+
     Identity is (asset, ecosystem, package name, arch, vulnerability): an
     upgrade that is still vulnerable keeps the finding (and its first-seen
     time); several installed versions of one name (kernels) share it.
@@ -446,7 +449,7 @@ class Finding(Base):
     package_arch: Mapped[str] = mapped_column(String(32), default="")
     installed_version: Mapped[str] = mapped_column(String(255))
     source_name: Mapped[str | None] = mapped_column(String(255))
-    vulnerability_id: Mapped[str] = mapped_column(String(64))
+    vulnerability_id: Mapped[str] = mapped_column(String(128))
     advisory_ids: Mapped[list[Any]] = mapped_column(default=list)
     fixed_version: Mapped[str | None] = mapped_column(String(255))  # None: no fix yet
     platform: Mapped[str] = mapped_column(String(64))
@@ -454,9 +457,7 @@ class Finding(Base):
     first_seen_at: Mapped[datetime]
     fixed_at: Mapped[datetime | None]
     risk_score: Mapped[float] = mapped_column(default=0.0)
-    risk_components: Mapped[list[Any]] = mapped_column(default=list)
     due_at: Mapped[datetime | None]
-    sla_rule: Mapped[str | None] = mapped_column(Text)
 
 
 class PolicySetting(Base):

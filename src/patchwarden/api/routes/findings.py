@@ -20,7 +20,6 @@ from patchwarden.api.deps import (
     SettingsDep,
 )
 from patchwarden.services import feeds, findings, priorities
-from patchwarden.storage.tables import utcnow
 
 router = APIRouter(tags=["vulnerabilities"])
 
@@ -91,12 +90,7 @@ def _findings(
         findings.ensure_fresh(database.factory, flt.asset_id)
     with database.transaction() as session:
         rows = findings.list_findings(session, flt, limit, offset)
-        info = findings.vulnerability_info(session, [f.vulnerability_id for f, _ in rows])
-        now = utcnow()
-        return [
-            FindingOut(**findings.finding_view(f, h, info.get(f.vulnerability_id), now))
-            for f, h in rows
-        ]
+        return [FindingOut(**view) for view in findings.finding_views(session, rows)]
 
 
 @router.get("/findings", response_model=list[FindingOut])
@@ -151,7 +145,9 @@ async def import_feed(
     database: DbDep,
     settings: SettingsDep,
     format_: Annotated[str | None, Query(alias="format", max_length=32)] = None,
-    filename: Annotated[str, Query(max_length=255, pattern=r"^[A-Za-z0-9._-]+$")] = "upload",
+    filename: Annotated[
+        str, Query(max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    ] = "upload",
 ) -> FeedImportOut:
     """Import a feed file sent as the request body (air-gapped sites); the
     format is detected from the content and `filename` when not given."""
