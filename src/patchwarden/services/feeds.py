@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -460,10 +460,6 @@ def list_imports(session: Session, limit: int = 50) -> list[FeedImport]:
     return list(
         session.execute(select(FeedImport).order_by(FeedImport.id.desc()).limit(limit)).scalars()
     )
-
-
-def touched_names(summary: ImportSummary) -> Iterable[tuple[str, str]]:
-    return sorted(summary.touched)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from patchwarden.api.body import read_limited
 from patchwarden.api.deps import (
+    Database,
     DbDep,
     FeedsManager,
     InventoryReader,
@@ -84,7 +85,7 @@ class FeedImportOut(BaseModel):
 
 
 def _findings(
-    database: Any, flt: findings.FindingFilter, limit: int, offset: int
+    database: Database, flt: findings.FindingFilter, limit: int, offset: int
 ) -> list[FindingOut]:
     if flt.asset_id is not None:
         findings.ensure_fresh(database.factory, flt.asset_id)
