@@ -8,6 +8,7 @@ BIN = $(VENV)/bin
 .PHONY: run test install test-deps lint bench-ingest
 
 $(BIN)/.installed: pyproject.toml
+	scripts/ensure-venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
