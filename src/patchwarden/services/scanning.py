@@ -22,7 +22,8 @@ from patchwarden.services import findings
 from patchwarden.storage.db import transaction
 
 FORMATS = ("table", "json", "sarif")
-SEVERITY_ORDER = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+# --fail-on takes the severities above "none", in the scan report's own order.
+FAIL_ON = report.SEVERITIES[1:]
 # Scans know nothing of the machine: its risk uses a middle-of-the-road context.
 SCAN_CONTEXT: dict[str, Any] = {
     "criticality": 3,
@@ -134,8 +135,8 @@ def scan_files(
 ) -> ScanResult:
     if fmt not in FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
-    if fail_on is not None and fail_on not in SEVERITY_ORDER:
-        raise InvalidInput(f"--fail-on must be one of {', '.join(SEVERITY_ORDER)}")
+    if fail_on is not None and fail_on not in FAIL_ON:
+        raise InvalidInput(f"--fail-on must be one of {', '.join(FAIL_ON)}")
     packages, skipped, platform = _packages(dpkg_status, rpm_qa, requirements, distro)
     with transaction(factory) as session:
         rows = scan_packages(session, packages, platform)
