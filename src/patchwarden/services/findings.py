@@ -250,7 +250,8 @@ def lowest_version(platform: str, installed: set[str]) -> str:
 
 
 def current_packages(session: Session, asset_id: int) -> list[InstalledPackage]:
-    rows = session.execute(
+    # Core, not ORM: an asset has thousands of rows and this runs per recomputation.
+    rows = session.connection().execute(
         select(
             PackageRow.ecosystem,
             PackageRow.name,
@@ -261,7 +262,83 @@ def current_packages(session: Session, asset_id: int) -> list[InstalledPackage]:
             PackageRow.status,
         ).where(PackageRow.asset_id == asset_id, PackageRow.removed_at.is_(None))
     )
-    return [InstalledPackage(*row) for row in rows]
+    return list(map(InstalledPackage._make, rows.all()))
+
+
+@dataclass(frozen=True, slots=True)
+class PackageFinding:
+    """What matching says of one installed package for one vulnerability."""
+
+    vulnerability_id: str
+    installed_version: str
+    advisory_ids: tuple[str, ...]  # sorted
+    fixed_version: str | None  # the lowest fix any of those advisories names
+    platform: str
+
+
+_TEMPLATES_SLOT = ("patchwarden.findings", "templates")
+
+
+def package_findings(
+    index: AdvisoryIndex,
+    platform: str | None,
+    packages: Sequence[InstalledPackage],
+    cache: dict[Any, Any],
+) -> dict[FindingKey, PackageFinding]:
+    """An asset's findings by key. Each (platform, package) is matched and grouped
+    once per process and feed generation: fleets repeat the same packages, so an
+    asset costs one dictionary lookup per package."""
+    generation, templates = cache.get(_TEMPLATES_SLOT, (None, None))
+    if templates is None or generation != (id(index), index.generation):
+        templates = {}
+        cache[_TEMPLATES_SLOT] = ((id(index), index.generation), templates)
+    grouped: dict[FindingKey, PackageFinding] = {}
+    for package in packages:
+        found = templates.get((platform, package))
+        if found is None:
+            found = templates[(platform, package)] = _package_templates(
+                index, platform, package, cache
+            )
+        for template in found:
+            key = (package.ecosystem, package.name, package.arch, template.vulnerability_id)
+            prior = grouped.get(key)
+            grouped[key] = template if prior is None else _merge(prior, template)
+    return grouped
+
+
+def _package_templates(
+    index: AdvisoryIndex, platform: str | None, package: InstalledPackage, cache: dict[Any, Any]
+) -> tuple[PackageFinding, ...]:
+    by_vulnerability: dict[str, tuple[set[str], list[str | None], str]] = {}
+    for match in match_packages(index, platform, [package], cache=cache):
+        for vulnerability_id in match.vulnerability_ids:
+            advisories, fixes, _ = by_vulnerability.setdefault(
+                vulnerability_id, (set(), [], match.platform)
+            )
+            advisories.add(match.advisory_id)
+            fixes.append(match.fixed_version)
+    return tuple(
+        PackageFinding(
+            vulnerability_id,
+            package.version,
+            tuple(sorted(advisories)),
+            lowest_fix(match_platform, fixes),
+            match_platform,
+        )
+        for vulnerability_id, (advisories, fixes, match_platform) in by_vulnerability.items()
+    )
+
+
+def _merge(a: PackageFinding, b: PackageFinding) -> PackageFinding:
+    """Several installed versions of one package (multi-arch, kernels): the finding
+    names the lowest installed version and the lowest fix."""
+    return PackageFinding(
+        a.vulnerability_id,
+        lowest_version(a.platform, {a.installed_version, b.installed_version}),
+        tuple(sorted(set(a.advisory_ids) | set(b.advisory_ids))),
+        lowest_fix(a.platform, [a.fixed_version, b.fixed_version]),
+        a.platform,
+    )
 
 
 _FINDING_STATE = (
@@ -272,7 +349,6 @@ _FINDING_STATE = (
     Finding.vulnerability_id,
     Finding.status,
     Finding.first_seen_at,
-    Finding.fixed_at,
     Finding.installed_version,
     Finding.source_name,
     Finding.advisory_ids,
@@ -280,16 +356,6 @@ _FINDING_STATE = (
     Finding.platform,
     Finding.risk_score,
     Finding.due_at,
-)
-# Columns recomputation owns (people own status changes to excepted / false positive).
-_COMPUTED = (
-    "installed_version",
-    "source_name",
-    "advisory_ids",
-    "fixed_version",
-    "platform",
-    "risk_score",
-    "due_at",
 )
 
 
@@ -304,55 +370,63 @@ def recompute_asset(
     """Match the asset's current packages and bring its findings up to date with
     bulk writes: new findings opened, vanished ones fixed, returning ones reopened."""
     now = now or utcnow()
+    cache = {} if cache is None else cache
     scoring = scoring or ScoringContext.load(session)
     asset = session.get(Asset, asset_id)
     if asset is None:
         raise NotFound(f"asset {asset_id} not found")
     platform = platform_of_os(asset.os_id, asset.os_version_id)
-    matches = match_packages(index, platform, current_packages(session, asset_id), cache=cache)
-    grouped = group_matches(matches)
+    packages = current_packages(session, asset_id)
+    grouped = package_findings(index, platform, packages, cache)
+    source_names = {(p.ecosystem, p.name, p.arch): p.source_name for p in packages}
     existing = {
         (row.ecosystem, row.package_name, row.package_arch, row.vulnerability_id): row
-        for row in session.execute(select(*_FINDING_STATE).where(Finding.asset_id == asset_id))
+        for row in session.connection().execute(
+            select(*_FINDING_STATE).where(Finding.asset_id == asset_id)
+        )
     }
-    missing = [k[3] for k in grouped if k[3] not in scoring.vulnerabilities]
+    vulnerabilities = scoring.vulnerabilities
+    missing = {k[3] for k in grouped if k[3] not in vulnerabilities}
     if missing:
-        scoring.vulnerabilities.update(vulnerability_info(session, missing))
+        vulnerabilities.update(vulnerability_info(session, missing))
     context = AssetContext(
         asset.id, asset.criticality, asset.internet_facing, asset.data_sensitivity
     )
     result = RecomputeResult(assets=1)
-    inserts: list[dict[str, Any]] = []
+    inserts: list[tuple[Any, ...]] = []
     updates: list[dict[str, Any]] = []
-    for key, entry in grouped.items():
+    for key, found in grouped.items():
+        vuln = vulnerabilities[key[3]]
+        source_name = source_names[key[:3]]
+        risk = scoring.risk(vuln, context).score
         old = existing.get(key)
-        first_seen = now if old is None else old.first_seen_at
-        vuln = scoring.vulnerabilities[key[3]]
-        desired = {
-            "installed_version": lowest_version(entry.platform, entry.versions),
-            "source_name": entry.source_name,
-            "advisory_ids": sorted(entry.advisories),
-            "fixed_version": lowest_fix(entry.platform, entry.fixed),
-            "platform": entry.platform,
-            "risk_score": scoring.risk(vuln, context).score,
-            "due_at": scoring.due(vuln, context, first_seen).due,
-        }
         if old is None:
             inserts.append(
-                {
-                    "asset_id": asset_id,
-                    "ecosystem": key[0],
-                    "package_name": key[1],
-                    "package_arch": key[2],
-                    "vulnerability_id": key[3],
-                    "status": "open",
-                    "first_seen_at": now,
-                    "fixed_at": None,
-                    **desired,
-                }
+                (
+                    asset_id,
+                    *key,
+                    "open",
+                    now,
+                    None,
+                    found.installed_version,
+                    source_name,
+                    found.advisory_ids,
+                    found.fixed_version,
+                    found.platform,
+                    risk,
+                    scoring.due(vuln, context, now).due,
+                )
             )
-            result.opened += 1
             continue
+        desired = {
+            "installed_version": found.installed_version,
+            "source_name": source_name,
+            "advisory_ids": list(found.advisory_ids),
+            "fixed_version": found.fixed_version,
+            "platform": found.platform,
+            "risk_score": risk,
+            "due_at": scoring.due(vuln, context, old.first_seen_at).due,
+        }
         change = {k: v for k, v in desired.items() if getattr(old, k) != v}
         if old.status == "fixed":
             change |= {"status": "open", "fixed_at": None}
@@ -364,6 +438,7 @@ def recompute_asset(
         if key not in grouped and old.status in OPEN_STATES:
             updates.append({"id": old.id, "status": "fixed", "fixed_at": now})
             result.fixed += 1
+    result.opened = len(inserts)
     insert_findings(session, inserts)
     if updates:
         session.execute(update(Finding), updates)
@@ -460,10 +535,11 @@ def recompute_dirty(
     """Recompute every dirty asset (or `limit` of them), `batch` per transaction."""
     total = RecomputeResult()
     cache: dict[Any, Any] = {}
+    scoring: ScoringContext | None = None  # loaded once: its memos serve the whole run
     while limit is None or total.assets < limit:
         with transaction(factory) as session:
             index = INDEX_CACHE.get(session)
-            scoring = ScoringContext.load(session)
+            scoring = scoring or ScoringContext.load(session)
             ids = list(
                 session.execute(
                     select(Asset.id)
@@ -476,8 +552,11 @@ def recompute_dirty(
             )
             if not ids:
                 break
+            now = utcnow()  # one instant per batch: due dates memoise across its assets
             for asset_id in ids:
-                one = recompute_asset(session, asset_id, index, cache=cache, scoring=scoring)
+                one = recompute_asset(
+                    session, asset_id, index, now=now, cache=cache, scoring=scoring
+                )
                 for name in ("assets", "opened", "fixed", "reopened", "updated", "open_total"):
                     setattr(total, name, getattr(total, name) + getattr(one, name))
     return total

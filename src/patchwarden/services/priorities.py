@@ -92,6 +92,8 @@ class ScoredVulnerability(Protocol):
     """The vulnerability facts scoring reads (findings.VulnerabilityInfo)."""
 
     @property
+    def id(self) -> str: ...
+    @property
     def cvss_score(self) -> float | None: ...
     @property
     def severity(self) -> str | None: ...
@@ -113,8 +115,10 @@ class ScoringContext:
     default_sla: SlaPolicy
     # Group SLA policies by asset: the first group by name that has one wins.
     asset_sla: dict[int, SlaPolicy] = field(default_factory=dict)
-    # Memos for one batch: vulnerability details, risk per (vulnerability,
-    # asset context), due dates per (inputs, first seen, policy).
+    # Memos for one recomputation run: vulnerability details, risk per
+    # (vulnerability, asset context), due dates per (vulnerability, first seen,
+    # policy). Keys are ids, not the dataclasses: hashing those costs more than
+    # scoring on a fleet with millions of findings.
     vulnerabilities: dict[str, Any] = field(default_factory=dict)
     risks: dict[tuple[Any, ...], RiskScore] = field(default_factory=dict)
     dues: dict[tuple[Any, ...], SlaDue] = field(default_factory=dict)
@@ -145,7 +149,7 @@ class ScoringContext:
         return self.asset_sla.get(asset_id, self.default_sla)
 
     def risk(self, vuln: ScoredVulnerability, asset: AssetContext) -> RiskScore:
-        key = (vuln, asset.criticality, asset.internet_facing, asset.data_sensitivity)
+        key = (vuln.id, asset.criticality, asset.internet_facing, asset.data_sensitivity)
         score = self.risks.get(key)
         if score is None:
             score = risk_score(
@@ -166,7 +170,7 @@ class ScoringContext:
 
     def due(self, vuln: ScoredVulnerability, asset: AssetContext, first_seen: datetime) -> SlaDue:
         policy = self.sla_for(asset.asset_id)
-        key = (vuln.severity, vuln.kev, vuln.kev_due_date, first_seen, policy)
+        key = (vuln.id, first_seen, id(policy))
         due = self.dues.get(key)
         if due is None:
             due = due_date(first_seen, vuln.severity, vuln.kev, vuln.kev_due_date, policy)

@@ -95,48 +95,82 @@ FINDING_COLUMNS = (
 )
 
 
-def insert_findings(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """New findings: PostgreSQL COPY, SQLite executemany (an asset can have thousands)."""
+def insert_findings(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
+    """New findings, as tuples in FINDING_COLUMNS order (advisory ids as a tuple):
+    PostgreSQL COPY, SQLite executemany (a fleet's first match writes millions)."""
     if not rows:
         return
     connection = session.connection()
     columns = ", ".join(FINDING_COLUMNS)
+    advisories_at = FINDING_COLUMNS.index("advisory_ids")
+    as_json: dict[tuple[str, ...], str] = {}  # a handful of distinct advisory lists per asset
+
+    def advisory_json(ids: tuple[str, ...]) -> str:
+        text = as_json.get(ids)
+        if text is None:
+            text = as_json[ids] = json.dumps(list(ids))
+        return text
+
     if connection.dialect.name == "postgresql":
         raw: Any = connection.connection.driver_connection
         with raw.cursor() as cursor, cursor.copy(f"COPY findings ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(
-                    tuple(
-                        json.dumps(row[c]) if c == "advisory_ids" else row[c]
-                        for c in FINDING_COLUMNS
+                    (
+                        *row[:advisories_at],
+                        advisory_json(row[advisories_at]),
+                        *row[advisories_at + 1 :],
                     )
                 )
         return
 
+    stamps: dict[datetime, str] = {}  # findings of one batch share a few distinct instants
+
     def stamp(value: datetime | None) -> str | None:
         if value is None:
             return None
-        return value.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
+        text = stamps.get(value)
+        if text is None:
+            text = stamps[value] = (
+                value.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
+            )
+        return text
 
     values = [
         (
-            row["asset_id"],
-            row["ecosystem"],
-            row["package_name"],
-            row["package_arch"],
-            row["vulnerability_id"],
-            row["status"],
-            stamp(row["first_seen_at"]),
-            stamp(row["fixed_at"]),
-            row["installed_version"],
-            row["source_name"],
-            json.dumps(row["advisory_ids"]),
-            row["fixed_version"],
-            row["platform"],
-            row["risk_score"],
-            stamp(row["due_at"]),
+            asset_id,
+            ecosystem,
+            name,
+            arch,
+            vulnerability_id,
+            status,
+            stamp(first_seen_at),
+            stamp(fixed_at),
+            installed_version,
+            source_name,
+            advisory_json(advisory_ids),
+            fixed_version,
+            platform,
+            risk_score,
+            stamp(due_at),
         )
-        for row in rows
+        for (
+            asset_id,
+            ecosystem,
+            name,
+            arch,
+            vulnerability_id,
+            status,
+            first_seen_at,
+            fixed_at,
+            installed_version,
+            source_name,
+            advisory_ids,
+            fixed_version,
+            platform,
+            risk_score,
+            due_at,
+        ) in rows
     ]
     placeholders = ", ".join("?" * len(FINDING_COLUMNS))
     connection.exec_driver_sql(
