@@ -54,6 +54,16 @@ class FullReportRequired(Conflict):
     code = "full_report_required"
 
 
+class PolicyError(PatchwardenError):
+    """A policy forbids the request: an approval step that is not allowed from
+    the current state or by this user, a deployment of a patch that is not
+    approved. Subclasses in patchwarden.policy.errors say which, each with its
+    own status (403 for who may act, 409 for the state, 422 for a missing comment)."""
+
+    http_status = 409
+    code = "policy_violation"
+
+
 class ConfigError(PatchwardenError):
     code = "config_error"
 
@@ -69,3 +79,13 @@ class HostKeyMismatch(RemoteError):
     """The SSH host key differs from the one trusted on first use."""
 
     code = "host_key_mismatch"
+
+
+class RepositoryError(RemoteError):
+    """A package repository (apt, rpm-md, apk) could not be fetched or read.
+
+    Raised for the whole repository: a failed fetch yields nothing partial, so
+    the caller keeps the last good metadata.
+    """
+
+    code = "repository_error"
