@@ -21,23 +21,26 @@ from patchwarden.api.deps import Database
 from patchwarden.api.routes import (
     agent_protocol,
     agents,
+    approvals,
     assets,
     audit,
     auth,
+    baselines,
+    exceptions,
     findings,
     groups,
     imports,
+    patches,
+    repositories,
     users,
 )
 from patchwarden.api.timing import ServerTimingMiddleware
 from patchwarden.config import Settings
-from patchwarden.services import findings as findings_service
-from patchwarden.services import ingest
+from patchwarden.services import upkeep
 from patchwarden.storage.db import make_session_factory
 
 log = logging.getLogger("patchwarden.server")
 UPKEEP_INTERVAL_SECONDS = 10
-UPKEEP_RECOMPUTE_LIMIT = 2000  # assets per round; the rest wait for the next one
 
 
 def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -> FastAPI:
@@ -71,7 +74,22 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
     api = APIRouter(prefix="/api/v1")
     routers = [
         m.router
-        for m in (auth, users, agents, agent_protocol, assets, groups, imports, findings, audit)
+        for m in (
+            auth,
+            users,
+            agents,
+            agent_protocol,
+            assets,
+            groups,
+            imports,
+            findings,
+            repositories,
+            patches,
+            approvals,
+            exceptions,
+            baselines,
+            audit,
+        )
     ]
     for router in routers:
         api.include_router(router)
@@ -95,11 +113,9 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
 
 
 def upkeep_once(database: Database, settings: Settings) -> int:
-    """Mark assets that missed check-ins stale; recompute findings of changed assets."""
-    with database.transaction() as session:
-        marked = ingest.mark_stale_assets(session, timedelta(seconds=settings.stale_after_seconds))
-    findings_service.recompute_dirty(database.factory, limit=UPKEEP_RECOMPUTE_LIMIT)
-    return marked
+    """One upkeep round (services.upkeep); returns how many assets went stale."""
+    done = upkeep.run_once(database.factory, timedelta(seconds=settings.stale_after_seconds))
+    return done.stale
 
 
 async def _upkeep_loop(database: Database, settings: Settings) -> None:

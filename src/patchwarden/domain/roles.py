@@ -22,7 +22,11 @@ class Permission(StrEnum):
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
     FEEDS_MANAGE = "feeds:manage"  # import and sync advisory feeds
-    POLICY_MANAGE = "policy:manage"  # risk weights, SLA policies
+    POLICY_MANAGE = "policy:manage"  # risk weights, SLA policies, four-eyes
+    REPOS_MANAGE = "repos:manage"  # package repositories: add, remove, sync
+    APPROVALS_REQUEST = "approvals:request"  # ask for a patch to be approved
+    # Approve, decline, lift, revoke; auto-approval rules; exceptions (risk acceptance).
+    APPROVALS_DECIDE = "approvals:decide"
     SELF = "self"  # own profile and own API tokens
 
 
@@ -34,10 +38,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.INVENTORY_WRITE,
             Permission.AGENTS_MANAGE,
             Permission.FEEDS_MANAGE,
+            Permission.REPOS_MANAGE,
+            Permission.APPROVALS_REQUEST,
             Permission.SELF,
         }
     ),
-    Role.APPROVER: frozenset({Permission.INVENTORY_READ, Permission.SELF}),
+    Role.APPROVER: frozenset(
+        {
+            Permission.INVENTORY_READ,
+            Permission.APPROVALS_REQUEST,
+            Permission.APPROVALS_DECIDE,
+            Permission.SELF,
+        }
+    ),
     # Auditors read everything, including who did what, and change nothing.
     Role.AUDITOR: frozenset(
         {Permission.INVENTORY_READ, Permission.USERS_READ, Permission.AUDIT_READ, Permission.SELF}

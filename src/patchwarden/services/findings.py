@@ -446,6 +446,7 @@ def recompute_asset(
         1 for k in grouped if k not in existing or existing[k].status in ("open", "fixed")
     )
     asset.findings_dirty = False
+    asset.patches_dirty = True  # the findings each patch closes may have changed
     session.flush()
     return result
 

@@ -167,6 +167,8 @@ class Asset(Base):
     inventory_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     # Set when the inventory changed and findings must be recomputed.
     findings_dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # Set when the inventory or the repositories changed and patches must be recomputed.
+    patches_dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -480,3 +482,205 @@ class FeedState(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- patch policy ---------------------------------------------------------------------
+
+
+class Repository(Base):
+    """A package repository the server reads to know which updates exist: an apt
+    suite, an rpm-md repository (dnf, yum, zypper) or an apk index.
+
+    It offers its updates to every asset of its package family, narrowed by
+    `platform` (e.g. "debian:12") and `group_id` when set. The last good
+    metadata stays in repository_packages / repository_notices until a sync
+    succeeds.
+    """
+
+    __tablename__ = "repositories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # apt | rpm | apk
+    url: Mapped[str] = mapped_column(Text)
+    suite: Mapped[str | None] = mapped_column(String(128))
+    components: Mapped[list[Any]] = mapped_column(default=list)
+    architectures: Mapped[list[Any]] = mapped_column(default=list)
+    platform: Mapped[str | None] = mapped_column(String(64))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    sync_interval_seconds: Mapped[int] = mapped_column(Integer, default=6 * 3600)
+    # From the last good metadata.
+    classification: Mapped[str] = mapped_column(String(16), default="unclassified")
+    released_at: Mapped[datetime | None]
+    checksum: Mapped[str] = mapped_column(String(80), default="")
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    package_count: Mapped[int] = mapped_column(Integer, default=0)
+    notice_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RepositoryPackage(Base):
+    __tablename__ = "repository_packages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    arch: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(255), default="")
+    build_time: Mapped[datetime | None]
+
+
+class RepositoryNotice(Base):
+    """An update notice (rpm updateinfo erratum) a repository carries."""
+
+    __tablename__ = "repository_notices"
+    __table_args__ = (UniqueConstraint("repository_id", "notice_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), index=True
+    )
+    notice_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16), default="")
+    issued_at: Mapped[datetime | None]
+    title: Mapped[str] = mapped_column(Text, default="")
+    cve_ids: Mapped[list[Any]] = mapped_column(default=list)
+    packages: Mapped[list[Any]] = mapped_column(default=list)  # [name, version, arch]
+
+
+class Patch(Base):
+    """An update that exists: one package at one target version and arch. What
+    assets it applies to is in asset_patches; approvals attach here, so one
+    approval covers every asset the update goes to."""
+
+    __tablename__ = "patches"
+    __table_args__ = (UniqueConstraint("ecosystem", "package_name", "arch", "target_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ecosystem: Mapped[str] = mapped_column(String(16))  # deb | rpm | apk
+    package_name: Mapped[str] = mapped_column(String(255), index=True)
+    arch: Mapped[str] = mapped_column(String(32))
+    target_version: Mapped[str] = mapped_column(String(255))
+    classification: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16), default="")  # the notices' highest
+    released_at: Mapped[datetime | None]
+    notice_ids: Mapped[list[Any]] = mapped_column(default=list)
+    cve_ids: Mapped[list[Any]] = mapped_column(default=list)
+    repositories: Mapped[list[Any]] = mapped_column(default=list)
+    reboot_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AssetPatch(Base):
+    """A patch available to (or applied on) one asset, with what it would fix there."""
+
+    __tablename__ = "asset_patches"
+    __table_args__ = (UniqueConstraint("asset_id", "patch_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    patch_id: Mapped[int] = mapped_column(ForeignKey("patches.id", ondelete="CASCADE"), index=True)
+    installed_version: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="available")  # | applied | superseded
+    # Open findings on this asset the patch closes, and their highest risk.
+    closes: Mapped[list[Any]] = mapped_column(default=list)
+    risk_score: Mapped[float] = mapped_column(default=0.0)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+
+class Approval(Base):
+    """The manual decision on a patch: pending (requested), approved or declined.
+    Its history is in the audit log."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patch_id: Mapped[int] = mapped_column(ForeignKey("patches.id", ondelete="CASCADE"), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str | None] = mapped_column(String(128))
+    requested_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class ApprovalRuleRow(Base):
+    """An auto-approval rule of a group (patchwarden.policy.rules.ApprovalRule as JSON)."""
+
+    __tablename__ = "approval_rules"
+    __table_args__ = (UniqueConstraint("group_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RuleDecision(Base):
+    """What a group's rules decided for a patch: approve, or wait until a time."""
+
+    __tablename__ = "rule_decisions"
+    __table_args__ = (UniqueConstraint("patch_id", "group_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    patch_id: Mapped[int] = mapped_column(ForeignKey("patches.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("approval_rules.id", ondelete="SET NULL")
+    )
+    rule_name: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(16))  # approve | wait
+    eligible_at: Mapped[datetime | None]
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Baseline(Base):
+    """A group's desired or minimum version of a package (optionally per OS release)."""
+
+    __tablename__ = "baselines"
+    __table_args__ = (UniqueConstraint("group_id", "package", "os_release"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    package: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    mode: Mapped[str] = mapped_column(String(16))  # desired | minimum
+    os_release: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RiskAcceptanceRow(Base):
+    """An exception: a risk accepted for a finding, a patch or an asset until it expires."""
+
+    __tablename__ = "risk_acceptances"
+    __table_args__ = (Index("ix_risk_acceptances_target", "scope", "target_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # finding | patch | asset
+    target_id: Mapped[int] = mapped_column(BigInteger)
+    justification: Mapped[str] = mapped_column(Text)
+    approved_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+    # Set when the upkeep loop reopened its findings after expiry and reported it.
+    expiry_reported_at: Mapped[datetime | None]
