@@ -245,7 +245,7 @@ def run_patchman(hosts: int) -> tuple[float, Path]:
 def ours_on_reports(workdir: Path, url: str, roots: dict[str, str], reports: Path) -> float:
     engine, factory = new_database(workdir, "same-reports.db")
     add_repositories(factory, url, roots)
-    files = sorted(reports.glob("*.json"))
+    files = sorted(f for f in reports.glob("*.json") if f.name != "meta.json")
     started = time.perf_counter()
     ids = {}
     for file in files:
