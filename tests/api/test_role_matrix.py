@@ -78,7 +78,7 @@ def test_role_matrix(matrix_app: FastAPI, sqlite_engine: Engine) -> None:
                     assert response.status_code == 403, (role, method, path, response.text)
                     assert response.json()["error"] == "permission_denied"
                 checked += 1
-    assert checked >= 5 * 18
+    assert checked >= 5 * 60
 
 
 def test_agent_routes_refuse_user_tokens(matrix_app: FastAPI, sqlite_engine: Engine) -> None:
@@ -97,7 +97,45 @@ def test_auditor_reads_everything_and_changes_nothing() -> None:
         Permission.INVENTORY_WRITE,
         Permission.AGENTS_MANAGE,
         Permission.USERS_MANAGE,
+        Permission.FEEDS_MANAGE,
+        Permission.POLICY_MANAGE,
+        Permission.REPOS_MANAGE,
+        Permission.APPROVALS_REQUEST,
+        Permission.APPROVALS_DECIDE,
     }
+
+
+def test_patch_policy_routes_are_in_the_matrix(matrix_app: FastAPI) -> None:
+    """The patch-policy routes are walked above, each with the permission it needs."""
+    rules = {(method, path): rule for method, path, rule in api_routes(matrix_app)}
+    expected = {
+        ("GET", "/repositories"): Permission.INVENTORY_READ,
+        ("POST", "/repositories"): Permission.REPOS_MANAGE,
+        ("POST", "/repositories/sync"): Permission.REPOS_MANAGE,
+        ("GET", "/repositories/{ref}"): Permission.INVENTORY_READ,
+        ("DELETE", "/repositories/{ref}"): Permission.REPOS_MANAGE,
+        ("GET", "/patches"): Permission.INVENTORY_READ,
+        ("GET", "/patches/{patch_id}"): Permission.INVENTORY_READ,
+        ("GET", "/patches/{patch_id}/dossier"): Permission.INVENTORY_READ,
+        ("POST", "/patches/{patch_id}/approval"): Permission.APPROVALS_REQUEST,
+        ("GET", "/approvals"): Permission.INVENTORY_READ,
+        ("GET", "/policy/four-eyes"): Permission.INVENTORY_READ,
+        ("PUT", "/policy/four-eyes"): Permission.POLICY_MANAGE,
+        ("GET", "/groups/{ref}/rules"): Permission.INVENTORY_READ,
+        ("POST", "/groups/{ref}/rules"): Permission.APPROVALS_DECIDE,
+        ("DELETE", "/rules/{rule_id}"): Permission.APPROVALS_DECIDE,
+        ("GET", "/exceptions"): Permission.INVENTORY_READ,
+        ("POST", "/exceptions"): Permission.APPROVALS_DECIDE,
+        ("POST", "/exceptions/{acceptance_id}/revoke"): Permission.APPROVALS_DECIDE,
+        ("GET", "/compliance"): Permission.INVENTORY_READ,
+        ("GET", "/groups/{ref}/baselines"): Permission.INVENTORY_READ,
+        ("PUT", "/groups/{ref}/baselines"): Permission.INVENTORY_WRITE,
+        ("DELETE", "/baselines/{baseline_id}"): Permission.INVENTORY_WRITE,
+        ("GET", "/groups/{ref}/drift"): Permission.INVENTORY_READ,
+        ("GET", "/sprawl"): Permission.INVENTORY_READ,
+    }
+    for (method, path), permission in expected.items():
+        assert rules.get((method, f"/api/v1{path}")) == permission.value, (method, path)
 
 
 def test_openapi_document(matrix_app: FastAPI) -> None:
@@ -107,3 +145,5 @@ def test_openapi_document(matrix_app: FastAPI) -> None:
     assert "/api/v1/assets" in document["paths"]
     assert "/api/v1/assets/{asset_id}/packages" in document["paths"]
     assert "/api/v1/agent/report" in document["paths"]
+    assert "/api/v1/patches/{patch_id}/approval" in document["paths"]
+    assert "/api/v1/groups/{ref}/baselines" in document["paths"]

@@ -9,6 +9,7 @@ from functools import lru_cache
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden.config import get_settings
+from patchwarden.errors import PermissionDenied
 from patchwarden.storage.db import make_engine, make_session_factory, upgrade
 
 
@@ -20,6 +21,16 @@ def session_factory() -> sessionmaker[Session]:
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     return make_session_factory(engine)
+
+
+def acting_user(session: Session, username: str) -> tuple[str, str]:
+    """`--as USERNAME`: the audit name ("user:NAME") and role of an existing, active user."""
+    from patchwarden.services import users
+
+    user = users.get_user(session, username)
+    if not user.is_active:
+        raise PermissionDenied(f"user {user.username!r} is deactivated and cannot act")
+    return f"user:{user.username}", user.role
 
 
 def cli_actor() -> str:

@@ -24,7 +24,21 @@ err_console = Console(stderr=True)
 def _mount() -> None:
     # Imported here so `patchwarden --help` lists everything while each module
     # stays independent of the others.
-    from patchwarden.cli import admin, assets, cvss, groups, imports, server, versions, vulns
+    from patchwarden.cli import (
+        admin,
+        approvals,
+        assets,
+        baselines,
+        cvss,
+        exceptions,
+        groups,
+        imports,
+        patches,
+        repos,
+        server,
+        versions,
+        vulns,
+    )
 
     app.command("serve")(server.serve)
     app.command("quickstart")(server.quickstart)
@@ -46,6 +60,13 @@ def _mount() -> None:
     app.add_typer(vulns.vulns_app, name="vulnerabilities")
     app.add_typer(vulns.policy_app, name="policy")
     app.command("scan")(vulns.scan)
+    app.add_typer(repos.app, name="repos")
+    app.add_typer(patches.app, name="patches")
+    app.add_typer(approvals.approvals_app, name="approvals")
+    app.add_typer(approvals.rules_app, name="rules")
+    app.add_typer(exceptions.app, name="exceptions")
+    app.command("compliance")(exceptions.compliance)
+    app.add_typer(baselines.app, name="baselines")
 
 
 _mount()
