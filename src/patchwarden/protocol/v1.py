@@ -90,9 +90,9 @@ def validate_package(package: object) -> str | None:
         return "ecosystem must be one of " + ", ".join(ECOSYSTEMS)
     for field, pattern in (("name", NAME_RE), ("version", VERSION_RE)):
         value = package.get(field)
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             return "%s %r does not match %s" % (field, value, pattern.pattern)
     arch = package.get("arch")
-    if arch is not None and (not isinstance(arch, str) or not ARCH_RE.match(arch)):
+    if arch is not None and (not isinstance(arch, str) or not ARCH_RE.fullmatch(arch)):
         return "arch %r does not match %s" % (arch, ARCH_RE.pattern)
     return None

@@ -106,7 +106,7 @@ def _check_password(password: str) -> None:
 
 
 def create_user(session: Session, actor: str, username: str, password: str, role: str) -> UserView:
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         raise InvalidInput(
             "username must be 2-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter"
         )
