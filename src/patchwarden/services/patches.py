@@ -23,13 +23,9 @@ from patchwarden.domain.advisories import platform_of_os
 from patchwarden.errors import InvalidInput, NotFound
 from patchwarden.policy.reboot import needs_reboot
 from patchwarden.repos.updates import AvailableUpdate
-from patchwarden.services import groups
+from patchwarden.services import groups, repositories
 from patchwarden.services.findings import current_packages
-from patchwarden.services.repositories import (
-    ECOSYSTEM_OF_KIND,
-    INDEX_CACHE,
-    Scope,
-)
+from patchwarden.services.repositories import ECOSYSTEM_OF_KIND, Scope
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import Asset, AssetPatch, Finding, Patch, utcnow
 
@@ -85,11 +81,11 @@ def recompute_asset(
     asset = session.get(Asset, asset_id)
     if asset is None:
         raise NotFound(f"asset {asset_id} not found")
-    serving = _scopes_for(session, asset, INDEX_CACHE.scopes(session), memberships)
+    serving = _scopes_for(session, asset, repositories.INDEX_CACHE.scopes(session), memberships)
     packages = current_packages(session, asset_id) if serving else []
     updates: list[tuple[str, AvailableUpdate]] = []
     for ecosystem, repository_ids in serving.items():
-        index = INDEX_CACHE.index(session, repository_ids)
+        index = repositories.INDEX_CACHE.index(session, repository_ids)
         mine = [p for p in packages if p.ecosystem == ecosystem]
         updates.extend((ecosystem, u) for u in index.updates_for(mine))
     closes = _closed_findings(session, asset_id, updates)
