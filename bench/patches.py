@@ -243,9 +243,6 @@ def run_patchman(hosts: int) -> tuple[float, Path]:
 
 
 def ours_on_reports(workdir: Path, url: str, roots: dict[str, str], reports: Path) -> float:
-    # A new database: the process's index cache knows generations, not databases.
-    fresh = repositories.UpdateIndexCache()
-    repositories.INDEX_CACHE = fresh
     engine, factory = new_database(workdir, "same-reports.db")
     add_repositories(factory, url, roots)
     # The update index is built once per process and repository change (Patchman's

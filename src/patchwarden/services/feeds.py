@@ -124,7 +124,8 @@ def import_feed(
         _store_batch(factory, pending, summary, progress)
     summary.seconds = time.perf_counter() - started
     with transaction(factory) as session:
-        if summary.changed:
+        if summary.changed or summary.rescored:
+            # Processes also memoise vulnerability details (CVSS, KEV, EPSS) by generation.
             findings.bump_feed_generation(session)
             findings.mark_assets_for_names(session, summary.touched)
             findings.mark_assets_for_vulnerabilities(session, summary.rescored)

@@ -11,6 +11,7 @@ name. Dirty assets are recomputed by the server's upkeep loop, by
 from __future__ import annotations
 
 import dataclasses
+import gc
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from patchwarden.domain.inventory import InstalledPackage
 from patchwarden.errors import NotFound
 from patchwarden.matching.engine import Match, match_packages
 from patchwarden.matching.index import AdvisoryIndex
+from patchwarden.prioritize.risk import RiskScore, RiskWeights
 from patchwarden.prioritize.sla import sla_status
 from patchwarden.services.priorities import AssetContext, ScoringContext
 from patchwarden.storage.bulk import insert_findings
@@ -144,20 +146,51 @@ def load_advisories(session: Session) -> list[Advisory]:
     ]
 
 
+# Per-package results kept between recomputations: a fleet repeats its packages.
+# Past this many, the memo starts over (about 1 KB each).
+MAX_MEMOISED_PACKAGES = 500_000
+
+
+def _settle_long_lived() -> None:
+    """Move what exists now (the index: millions of objects) out of the garbage
+    collector's sight: otherwise every full collection walks it, which made a
+    50 ms pause in one asset's recomputation."""
+    gc.collect()
+    gc.freeze()
+
+
 class IndexCache:
-    """The matching index of this process, rebuilt when the feed generation moves."""
+    """The matching index of this process, rebuilt when the feed generation moves,
+    with what recomputation memoises against it: per-package matches and the
+    vulnerability details (both change only with the feeds)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._generation = -1
+        self._generation: tuple[str, int] = ("", -1)
         self._index: AdvisoryIndex | None = None
+        self.matches: dict[Any, Any] = {}
+        self.vulnerabilities: dict[str, VulnerabilityInfo] = {}
+        self._risks: dict[RiskWeights, dict[tuple[Any, ...], RiskScore]] = {}
+
+    def risks(self, weights: RiskWeights) -> dict[tuple[Any, ...], RiskScore]:
+        """The risk memo for these weights (scores depend on weights, the
+        vulnerability and the asset context only)."""
+        with self._lock:
+            if weights not in self._risks:
+                self._risks = {weights: {}}  # weights changed: older memos are moot
+            return self._risks[weights]
 
     def get(self, session: Session) -> AdvisoryIndex:
-        generation = feed_generation(session)
+        # The database is part of the key: a process (tests, tools) may open several.
+        generation = (str(session.get_bind().engine.url), feed_generation(session))
         with self._lock:
             if self._index is None or generation != self._generation:
                 self._index = AdvisoryIndex.build(load_advisories(session))
                 self._generation = generation
+                self.matches, self.vulnerabilities, self._risks = {}, {}, {}
+                _settle_long_lived()
+            elif len(self.matches.get(_TEMPLATES_SLOT, (None, ()))[1]) > MAX_MEMOISED_PACKAGES:
+                self.matches = {}
             return self._index
 
 
@@ -535,12 +568,15 @@ def recompute_dirty(
 ) -> RecomputeResult:
     """Recompute every dirty asset (or `limit` of them), `batch` per transaction."""
     total = RecomputeResult()
-    cache: dict[Any, Any] = {}
     scoring: ScoringContext | None = None  # loaded once: its memos serve the whole run
     while limit is None or total.assets < limit:
         with transaction(factory) as session:
             index = INDEX_CACHE.get(session)
-            scoring = scoring or ScoringContext.load(session)
+            cache = INDEX_CACHE.matches
+            if scoring is None:
+                scoring = ScoringContext.load(session)
+                scoring.vulnerabilities = INDEX_CACHE.vulnerabilities
+                scoring.risks = INDEX_CACHE.risks(scoring.weights)
             ids = list(
                 session.execute(
                     select(Asset.id)

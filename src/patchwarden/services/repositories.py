@@ -419,7 +419,7 @@ class UpdateIndexCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._generation = -1
+        self._generation: tuple[str, int] = ("", -1)
         self._scopes: list[Scope] = []
         self._snapshots: dict[int, RepoSnapshot] = {}
         self._indexes: dict[tuple[int, ...], UpdateIndex] = {}
@@ -440,7 +440,8 @@ class UpdateIndexCache:
             return index
 
     def _refresh(self, session: Session) -> None:
-        current = generation(session)
+        # The database is part of the key: a process (tests, tools) may open several.
+        current = (str(session.get_bind().engine.url), generation(session))
         with self._lock:
             if current == self._generation:
                 return
