@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden.policy.errors import NotDeployable
-from patchwarden.services import approvals, findings, groups, repositories, users
+from patchwarden.services import approvals, groups, users
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import (
     ApprovalRuleRow,
@@ -26,28 +26,15 @@ from patchwarden.storage.tables import (
     RiskAcceptanceRow,
 )
 from tests.api.conftest import PASSWORD, auth
-from tests.repos.builders import write_apt_suite
-from tests.repos.repo_server import RepoServer, serve
-from tests.services.test_findings import deb, import_debian, libssl, new_asset
-from tests.services.test_patch_policy import MAIN, SECURITY
+from tests.repos.repo_server import RepoServer
+from tests.services.test_patch_policy import bullseye_assets, bullseye_mirror
 
 Headers = dict[str, str]
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Process caches know generations, not databases: one per test."""
-    monkeypatch.setattr(findings, "INDEX_CACHE", findings.IndexCache())
-    fresh = repositories.UpdateIndexCache()
-    monkeypatch.setattr(repositories, "INDEX_CACHE", fresh)
-
-
 @pytest.fixture
 def mirror(tmp_path: Path) -> Iterator[RepoServer]:
-    root = tmp_path / "www"
-    write_apt_suite(root, "bullseye", MAIN + "\n")
-    write_apt_suite(root, "bullseye-security", SECURITY + "\n", label="Debian-Security")
-    with serve(root) as server:
+    with bullseye_mirror(tmp_path / "www") as server:
         yield server
 
 
@@ -74,18 +61,7 @@ def fleet(
     mirror: RepoServer,
 ) -> dict[str, int]:
     """Advisories, two bullseye assets, the two suites added and synced through the API."""
-    import_debian(factory, tmp_path)
-    web = new_asset(
-        factory,
-        "web-1",
-        [
-            libssl("1.1.1n-0+deb11u1"),
-            deb("policykit-1", "0.105-31"),
-            deb("bash", "5.1-2+deb11u1"),
-            deb("tzdata", "2021a-1+deb11u8", arch="all"),
-        ],
-    )
-    db = new_asset(factory, "db-1", [libssl("1.1.1n-0+deb11u4"), deb("bash", "5.1-2+deb11u2")])
+    web, db = bullseye_assets(factory, tmp_path)
     operator = auth(role_tokens["operator"])
     for suite in ("bullseye", "bullseye-security"):
         add_repository(

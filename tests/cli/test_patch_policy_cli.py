@@ -18,26 +18,16 @@ from patchwarden.cli import context, output
 from patchwarden.cli.exceptions import parse_expiry
 from patchwarden.cli.main import app
 from patchwarden.errors import InvalidInput
-from patchwarden.services import findings, groups, repositories, users
+from patchwarden.services import groups, users
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import AuditEvent, Finding, RepositoryPackage
 from tests.api.conftest import PASSWORD
 from tests.api.test_patch_policy_api import closed_port_url
-from tests.repos.builders import write_apt_suite
-from tests.repos.repo_server import RepoServer, serve
-from tests.services.test_findings import deb, import_debian, libssl, new_asset
-from tests.services.test_patch_policy import MAIN, SECURITY
+from tests.repos.repo_server import RepoServer
+from tests.services.test_patch_policy import bullseye_assets, bullseye_mirror
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("data_dir")
-
-
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Process caches know generations, not databases: one per test."""
-    monkeypatch.setattr(findings, "INDEX_CACHE", findings.IndexCache())
-    fresh = repositories.UpdateIndexCache()
-    monkeypatch.setattr(repositories, "INDEX_CACHE", fresh)
 
 
 @pytest.fixture(autouse=True)
@@ -63,10 +53,7 @@ def as_json(*args: str) -> Any:
 
 @pytest.fixture
 def mirror(tmp_path: Path) -> Iterator[RepoServer]:
-    root = tmp_path / "www"
-    write_apt_suite(root, "bullseye", MAIN + "\n")
-    write_apt_suite(root, "bullseye-security", SECURITY + "\n", label="Debian-Security")
-    with serve(root) as server:
+    with bullseye_mirror(tmp_path / "www") as server:
         yield server
 
 
@@ -74,18 +61,7 @@ def mirror(tmp_path: Path) -> Iterator[RepoServer]:
 def fleet(tmp_path: Path) -> dict[str, int]:
     """Advisories, two bullseye assets, a group and users: no repositories yet."""
     factory = context.session_factory()
-    import_debian(factory, tmp_path)
-    web = new_asset(
-        factory,
-        "web-1",
-        [
-            libssl("1.1.1n-0+deb11u1"),
-            deb("policykit-1", "0.105-31"),
-            deb("bash", "5.1-2+deb11u1"),
-            deb("tzdata", "2021a-1+deb11u8", arch="all"),
-        ],
-    )
-    db = new_asset(factory, "db-1", [libssl("1.1.1n-0+deb11u4"), deb("bash", "5.1-2+deb11u2")])
+    web, db = bullseye_assets(factory, tmp_path)
     with transaction(factory) as session:
         group = groups.create_static(session, "test", "web", [web])
         groups.create_static(session, "test", "servers", [web, db])
@@ -163,9 +139,7 @@ def test_repos_add_list_remove(fleet: dict[str, int], mirror: RepoServer) -> Non
 def test_sync_failure_exits_1_and_keeps_the_last_good_data(
     fleet: dict[str, int], tmp_path: Path
 ) -> None:
-    root = tmp_path / "www"
-    write_apt_suite(root, "bullseye", MAIN + "\n")
-    with serve(root) as server:
+    with bullseye_mirror(tmp_path / "www") as server:
         ok(
             "repos",
             "add",

@@ -4,6 +4,7 @@ auto-approval rules, manual approvals with four-eyes, exceptions and baselines."
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,6 @@ from patchwarden.services import (
     approvals,
     baselines,
     exceptions,
-    findings,
     groups,
     patches,
     repositories,
@@ -56,20 +56,35 @@ SECURITY = (
 )
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Process caches know generations, not databases: one per test."""
-    monkeypatch.setattr(findings, "INDEX_CACHE", findings.IndexCache())
-    fresh = repositories.UpdateIndexCache()
-    monkeypatch.setattr(repositories, "INDEX_CACHE", fresh)
+@contextlib.contextmanager
+def bullseye_mirror(root: Path) -> Iterator[RepoServer]:
+    """bullseye and bullseye-security (MAIN, SECURITY) served on loopback."""
+    write_apt_suite(root, "bullseye", MAIN + "\n")
+    write_apt_suite(root, "bullseye-security", SECURITY + "\n", label="Debian-Security")
+    with serve(root) as server:
+        yield server
+
+
+def bullseye_assets(factory: sessionmaker[Session], tmp_path: Path) -> tuple[int, int]:
+    """The Debian advisories, web-1 with vulnerable packages and db-1 up to date."""
+    import_debian(factory, tmp_path)
+    web = new_asset(
+        factory,
+        "web-1",
+        [
+            libssl("1.1.1n-0+deb11u1"),
+            deb("policykit-1", "0.105-31"),
+            deb("bash", "5.1-2+deb11u1"),
+            deb("tzdata", "2021a-1+deb11u8", arch="all"),
+        ],
+    )
+    db = new_asset(factory, "db-1", [libssl("1.1.1n-0+deb11u4"), deb("bash", "5.1-2+deb11u2")])
+    return web, db
 
 
 @pytest.fixture
 def mirror(tmp_path: Path) -> Iterator[RepoServer]:
-    root = tmp_path / "www"
-    write_apt_suite(root, "bullseye", MAIN + "\n")
-    write_apt_suite(root, "bullseye-security", SECURITY + "\n", label="Debian-Security")
-    with serve(root) as server:
+    with bullseye_mirror(tmp_path / "www") as server:
         yield server
 
 
@@ -98,20 +113,7 @@ def fleet(
     session_factory: sessionmaker[Session], tmp_path: Path, mirror: RepoServer
 ) -> tuple[int, int]:
     """Two bullseye assets with vulnerable packages, the advisories, the repositories."""
-    import_debian(session_factory, tmp_path)
-    web = new_asset(
-        session_factory,
-        "web-1",
-        [
-            libssl("1.1.1n-0+deb11u1"),
-            deb("policykit-1", "0.105-31"),
-            deb("bash", "5.1-2+deb11u1"),
-            deb("tzdata", "2021a-1+deb11u8", arch="all"),
-        ],
-    )
-    db = new_asset(
-        session_factory, "db-1", [libssl("1.1.1n-0+deb11u4"), deb("bash", "5.1-2+deb11u2")]
-    )
+    web, db = bullseye_assets(session_factory, tmp_path)
     add_debian_repos(session_factory, mirror.url())
     run_upkeep(session_factory)
     return web, db
