@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import ipaddress
 import os
@@ -708,7 +709,7 @@ class SshHost:
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise self._lost(exc, f"running {argv[0]}") from exc
         finally:
-            channel.close()
+            _close_quietly(channel)
         out = stdout.decode("utf-8", errors="replace")
         err = stderr.decode("utf-8", errors="replace")
         if returncode == 127:
@@ -781,3 +782,10 @@ def collect_over_ssh(
         inventory = collect_inventory(SshHost(connection))
         connection.check_open()
         return inventory, connection.host_key
+
+
+def _close_quietly(channel: paramiko.Channel) -> None:
+    """Close a channel whose transport may already be gone: the error that got us
+    here (output over the limit, a timeout) is the one to report, not this one."""
+    with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+        channel.close()
