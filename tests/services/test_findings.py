@@ -592,3 +592,17 @@ def test_pypi_feed_import_marks_assets_whatever_the_name_spelling(
     summary = feeds.import_feed(session_factory, jinja2_advisory(tmp_path), None, "test")
     assert summary.touched == {("pypi", "jinja2")}
     assert is_dirty(session_factory, asset_id)
+
+
+def test_rematching_an_unchanged_asset_writes_nothing(
+    session_factory: sessionmaker[Session], debian_asset: int
+) -> None:
+    """Stored values (advisory ids as JSON text, due dates, risk) compare equal to
+    freshly computed ones on both databases, so a re-match updates no row."""
+    findings.recompute_dirty(session_factory)
+    with transaction(session_factory) as session:
+        first = session.get(Asset, debian_asset)
+        assert first is not None
+        first.findings_dirty = True
+    result = findings.recompute_dirty(session_factory)
+    assert (result.assets, result.opened, result.updated, result.fixed) == (1, 0, 0, 0)

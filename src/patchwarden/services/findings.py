@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Text, cast, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden import versions
@@ -384,7 +385,8 @@ _FINDING_STATE = (
     Finding.first_seen_at,
     Finding.installed_version,
     Finding.source_name,
-    Finding.advisory_ids,
+    # As stored (JSON text): compared with the text we would write, no decoding.
+    cast(Finding.advisory_ids, Text).label("advisory_json"),
     Finding.fixed_version,
     Finding.platform,
     Finding.risk_score,
@@ -428,6 +430,7 @@ def recompute_asset(
     result = RecomputeResult(assets=1)
     inserts: list[tuple[Any, ...]] = []
     updates: list[dict[str, Any]] = []
+    as_json: dict[tuple[str, ...], str] = {}
     for key, found in grouped.items():
         vuln = vulnerabilities[key[3]]
         source_name = source_names[key[:3]]
@@ -451,6 +454,28 @@ def recompute_asset(
                 )
             )
             continue
+        due = scoring.due(vuln, context, old.first_seen_at).due
+        advisory_json = as_json.get(found.advisory_ids)
+        if advisory_json is None:
+            advisory_json = as_json[found.advisory_ids] = json.dumps(list(found.advisory_ids))
+        if old.status != "fixed" and (
+            old.installed_version,
+            old.source_name,
+            old.advisory_json,
+            old.fixed_version,
+            old.platform,
+            old.risk_score,
+            old.due_at,
+        ) == (
+            found.installed_version,
+            source_name,
+            advisory_json,
+            found.fixed_version,
+            found.platform,
+            risk,
+            due,
+        ):
+            continue  # the common case on a re-match: nothing to write
         desired = {
             "installed_version": found.installed_version,
             "source_name": source_name,
@@ -458,9 +483,11 @@ def recompute_asset(
             "fixed_version": found.fixed_version,
             "platform": found.platform,
             "risk_score": risk,
-            "due_at": scoring.due(vuln, context, old.first_seen_at).due,
+            "due_at": due,
         }
-        change = {k: v for k, v in desired.items() if getattr(old, k) != v}
+        change = {k: v for k, v in desired.items() if k != "advisory_ids" and getattr(old, k) != v}
+        if old.advisory_json != advisory_json:
+            change["advisory_ids"] = desired["advisory_ids"]
         if old.status == "fixed":
             change |= {"status": "open", "fixed_at": None}
             result.reopened += 1
