@@ -20,7 +20,7 @@ from patchwarden.errors import Conflict, InvalidInput, NotFound
 from patchwarden.policy import approvals as machine
 from patchwarden.policy.errors import InvalidPolicy
 from patchwarden.policy.rules import ApprovalRule, PatchFacts, RuleOutcome, evaluate_rules
-from patchwarden.prioritize.severity import normalise_severity
+from patchwarden.prioritize.severity import SEVERITY_LEVELS, normalise_severity
 from patchwarden.services import audit, groups
 from patchwarden.services.findings import vulnerability_info
 from patchwarden.services.patches import get_patch, patch_summary
@@ -37,9 +37,6 @@ from patchwarden.storage.tables import (
 FOUR_EYES_KEY = "approvals"
 # Rule names are stored in columns of 100 characters (approval_rules, rule_decisions).
 MAX_STORED_RULE_NAME = 100
-SEVERITY_ORDER = ("low", "medium", "high", "critical")
-# Notice wording (rpm updateinfo) mapped to prioritisation levels.
-NOTICE_SEVERITY = {"low": "low", "moderate": "medium", "important": "high", "critical": "critical"}
 
 
 @dataclass(frozen=True)
@@ -77,9 +74,7 @@ def act(
 ) -> dict[str, Any]:
     """Apply one action of the approval state machine to a patch."""
     patch = get_patch(session, patch_id)
-    row = session.execute(
-        select(Approval).where(Approval.patch_id == patch.id)
-    ).scalar_one_or_none()
+    row = _approval(session, patch.id)
     current = None if row is None else row.state
     requester = None if row is None else row.requested_by
     # The pure machine compares ids: the actor is 1, the requester 1 when it is the
@@ -122,10 +117,14 @@ def act(
     return approval_view(session, patch)
 
 
-def approval_view(session: Session, patch: Patch) -> dict[str, Any]:
-    row = session.execute(
-        select(Approval).where(Approval.patch_id == patch.id)
+def _approval(session: Session, patch_id: int) -> Approval | None:
+    return session.execute(
+        select(Approval).where(Approval.patch_id == patch_id)
     ).scalar_one_or_none()
+
+
+def approval_view(session: Session, patch: Patch) -> dict[str, Any]:
+    row = _approval(session, patch.id)
     decisions = session.execute(
         select(RuleDecision)
         .where(RuleDecision.patch_id == patch.id)
@@ -176,9 +175,7 @@ def list_approvals(session: Session, state: str | None = None) -> list[dict[str,
 def deployable_state(session: Session, patch_id: int, group_id: int | None) -> str | None:
     """The state that counts for deploying a patch to a group (see
     policy.approvals.effective_state): a manual decline wins over every rule."""
-    row = session.execute(
-        select(Approval).where(Approval.patch_id == patch_id)
-    ).scalar_one_or_none()
+    row = _approval(session, patch_id)
     automatic = None
     if group_id is not None:
         decision = session.execute(
@@ -194,9 +191,7 @@ def deployable_state(session: Session, patch_id: int, group_id: int | None) -> s
 def ensure_deployable(session: Session, patch_id: int, group_id: int | None) -> None:
     """Raise a clear error unless the patch may go to the group (rollouts call this)."""
     patch = get_patch(session, patch_id)
-    row = session.execute(
-        select(Approval).where(Approval.patch_id == patch_id)
-    ).scalar_one_or_none()
+    row = _approval(session, patch_id)
     machine.ensure_deployable(
         deployable_state(session, patch_id, group_id),  # type: ignore[arg-type]
         f"{patch.id} ({patch.package_name} {patch.target_version})",
@@ -302,14 +297,16 @@ def _rule_view(session: Session, row: ApprovalRuleRow) -> dict[str, Any]:
 def patch_facts(session: Session, patch: Patch, closes: Iterable[str]) -> PatchFacts:
     """A patch as rules see it: the worst of the findings it closes (or its notices)."""
     info = vulnerability_info(session, closes)
-    levels = [normalise_severity(v.severity) for v in info.values()]
-    levels.append(NOTICE_SEVERITY.get(patch.severity))  # type: ignore[arg-type]
-    known = [lvl for lvl in levels if lvl]
+    # Feed and updateinfo wording ("Important", "moderate") both map through the aliases.
+    levels = [
+        normalise_severity(text) for text in [patch.severity, *(v.severity for v in info.values())]
+    ]
+    known = [level for level in levels if level is not None]
     scores = [v.cvss_score for v in info.values() if v.cvss_score is not None]
     return PatchFacts(
         package=patch.package_name,
         classification=patch.classification,  # type: ignore[arg-type]
-        severity=max(known, key=SEVERITY_ORDER.index) if known else None,
+        severity=min(known, key=SEVERITY_LEVELS.index) if known else None,  # most severe first
         cvss=max(scores) if scores else None,
         kev=any(v.kev for v in info.values()),
         released_at=patch.released_at,
@@ -320,20 +317,17 @@ def evaluate_group(session: Session, group_id: int, now: datetime | None = None)
     """Re-decide every available patch of the group's members under its rules.
     Returns how many decisions approve."""
     now = now or utcnow()
-    rules = [
-        ApprovalRule.from_mapping(r.definition)
-        for r in session.execute(
+    rows = (
+        session.execute(
             select(ApprovalRuleRow)
             .where(ApprovalRuleRow.group_id == group_id)
             .order_by(ApprovalRuleRow.position)
-        ).scalars()
-    ]
-    rule_ids = {
-        r.name: r.id
-        for r in session.execute(
-            select(ApprovalRuleRow).where(ApprovalRuleRow.group_id == group_id)
-        ).scalars()
-    }
+        )
+        .scalars()
+        .all()
+    )
+    rules = [ApprovalRule.from_mapping(r.definition) for r in rows]
+    rule_ids = {r.name: r.id for r in rows}
     existing = {
         d.patch_id: d
         for d in session.execute(
