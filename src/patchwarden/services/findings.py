@@ -392,6 +392,18 @@ _FINDING_STATE = (
     Finding.risk_score,
     Finding.due_at,
 )
+# The columns recomputation owns, in the order they end _FINDING_STATE (people own
+# status changes to excepted / false positive).
+_COMPUTED = (
+    "installed_version",
+    "source_name",
+    "advisory_json",
+    "fixed_version",
+    "platform",
+    "risk_score",
+    "due_at",
+)
+_COMPUTED_FROM = len(_FINDING_STATE) - len(_COMPUTED)
 
 
 def recompute_asset(
@@ -458,15 +470,7 @@ def recompute_asset(
         advisory_json = as_json.get(found.advisory_ids)
         if advisory_json is None:
             advisory_json = as_json[found.advisory_ids] = json.dumps(list(found.advisory_ids))
-        if old.status != "fixed" and (
-            old.installed_version,
-            old.source_name,
-            old.advisory_json,
-            old.fixed_version,
-            old.platform,
-            old.risk_score,
-            old.due_at,
-        ) == (
+        computed = (
             found.installed_version,
             source_name,
             advisory_json,
@@ -474,20 +478,18 @@ def recompute_asset(
             found.platform,
             risk,
             due,
-        ):
+        )
+        stored = old[_COMPUTED_FROM:]
+        if old.status != "fixed" and stored == computed:
             continue  # the common case on a re-match: nothing to write
-        desired = {
-            "installed_version": found.installed_version,
-            "source_name": source_name,
-            "advisory_ids": list(found.advisory_ids),
-            "fixed_version": found.fixed_version,
-            "platform": found.platform,
-            "risk_score": risk,
-            "due_at": due,
+        change: dict[str, Any] = {
+            name: value
+            for name, was, value in zip(_COMPUTED, stored, computed, strict=True)
+            if was != value
         }
-        change = {k: v for k, v in desired.items() if k != "advisory_ids" and getattr(old, k) != v}
-        if old.advisory_json != advisory_json:
-            change["advisory_ids"] = desired["advisory_ids"]
+        if "advisory_json" in change:
+            del change["advisory_json"]
+            change["advisory_ids"] = list(found.advisory_ids)
         if old.status == "fixed":
             change |= {"status": "open", "fixed_at": None}
             result.reopened += 1
