@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=12 * 3600, ge=300)
     max_report_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_import_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # The Ed25519 key that signs rollout jobs (created on first use; default
+    # DATA_DIR/job-signing-key.pem). Several server processes must share one.
+    job_signing_key_file: Path | None = None
+    # Seconds between two rounds of the rollout engine in each server process.
+    rollout_tick_seconds: float = Field(default=2.0, ge=0.05, le=300)
+    # Seconds the server suggests to agents between two job polls.
+    job_poll_seconds: int = Field(default=60, ge=1, le=3600)
 
     @field_validator("environment")
     @classmethod
@@ -49,6 +56,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'patchwarden.db'}"
+
+    @property
+    def effective_job_signing_key_file(self) -> Path:
+        return self.job_signing_key_file or self.data_dir / "job-signing-key.pem"
 
     def check_safe(self) -> None:
         """Refuse settings that are unsafe outside development."""

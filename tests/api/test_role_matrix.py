@@ -102,6 +102,7 @@ def test_auditor_reads_everything_and_changes_nothing() -> None:
         Permission.REPOS_MANAGE,
         Permission.APPROVALS_REQUEST,
         Permission.APPROVALS_DECIDE,
+        Permission.ROLLOUTS_MANAGE,
     }
 
 

@@ -19,6 +19,7 @@ from patchwarden import __version__
 from patchwarden.api import errors
 from patchwarden.api.deps import Database
 from patchwarden.api.routes import (
+    agent_jobs,
     agent_protocol,
     agents,
     approvals,
@@ -32,11 +33,13 @@ from patchwarden.api.routes import (
     imports,
     patches,
     repositories,
+    rollouts,
     users,
 )
 from patchwarden.api.timing import ServerTimingMiddleware
 from patchwarden.config import Settings
-from patchwarden.services import upkeep
+from patchwarden.services import job_signing, upkeep
+from patchwarden.services import rollouts as rollout_engine
 from patchwarden.storage.db import make_session_factory
 
 log = logging.getLogger("patchwarden.server")
@@ -48,11 +51,18 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_upkeep_loop(database, settings)) if run_upkeep else None
+        tasks = (
+            [
+                asyncio.create_task(_upkeep_loop(database, settings)),
+                asyncio.create_task(_engine_loop(database, settings)),
+            ]
+            if run_upkeep
+            else []
+        )
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -68,6 +78,7 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.job_signer = job_signing.load_or_create(settings.effective_job_signing_key_file)
     errors.install(app)
     app.add_middleware(ServerTimingMiddleware)
 
@@ -79,6 +90,7 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
             users,
             agents,
             agent_protocol,
+            agent_jobs,
             assets,
             groups,
             imports,
@@ -88,6 +100,7 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
             approvals,
             exceptions,
             baselines,
+            rollouts,
             audit,
         )
     ]
@@ -127,6 +140,17 @@ async def _upkeep_loop(database: Database, settings: Settings) -> None:
         except Exception:  # keep the loop alive; the next round retries
             log.exception("upkeep failed")
         await asyncio.sleep(UPKEEP_INTERVAL_SECONDS)
+
+
+async def _engine_loop(database: Database, settings: Settings) -> None:
+    """The rollout engine: one round every rollout_tick_seconds (on PostgreSQL
+    one process at a time does the work; the others find the lock taken)."""
+    while True:
+        try:
+            await run_in_threadpool(rollout_engine.tick, database.factory)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("rollout engine round failed")
+        await asyncio.sleep(settings.rollout_tick_seconds)
 
 
 def create_app_from_env() -> FastAPI:

@@ -127,5 +127,6 @@ PolicyManager = _require_alias(Permission.POLICY_MANAGE)
 ReposManager = _require_alias(Permission.REPOS_MANAGE)
 ApprovalsRequester = _require_alias(Permission.APPROVALS_REQUEST)
 ApprovalsDecider = _require_alias(Permission.APPROVALS_DECIDE)
+RolloutsManager = _require_alias(Permission.ROLLOUTS_MANAGE)
 Self = _require_alias(Permission.SELF)
 Public = Annotated[None, Depends(public)]

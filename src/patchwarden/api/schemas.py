@@ -42,6 +42,9 @@ class EnrollOut(BaseModel):
     asset_id: int
     credential: str
     report_interval: int
+    # The Ed25519 public key (raw, base64) that signs this server's rollout jobs.
+    job_signing_key: str
+    job_signing_key_id: str
 
 
 class ReportAckOut(BaseModel):

@@ -25,6 +25,8 @@ class Permission(StrEnum):
     POLICY_MANAGE = "policy:manage"  # risk weights, SLA policies, four-eyes
     REPOS_MANAGE = "repos:manage"  # package repositories: add, remove, sync
     APPROVALS_REQUEST = "approvals:request"  # ask for a patch to be approved
+    # Rollouts: create, start, pause, resume, abort, roll back; maintenance windows.
+    ROLLOUTS_MANAGE = "rollouts:manage"
     # Approve, decline, lift, revoke; auto-approval rules; exceptions (risk acceptance).
     APPROVALS_DECIDE = "approvals:decide"
     SELF = "self"  # own profile and own API tokens
@@ -40,6 +42,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.FEEDS_MANAGE,
             Permission.REPOS_MANAGE,
             Permission.APPROVALS_REQUEST,
+            Permission.ROLLOUTS_MANAGE,
             Permission.SELF,
         }
     ),

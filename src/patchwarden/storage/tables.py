@@ -684,3 +684,112 @@ class RiskAcceptanceRow(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(128))
     # Set when the upkeep loop reopened its findings after expiry and reported it.
     expiry_reported_at: Mapped[datetime | None]
+
+
+class Rollout(Base):
+    """Approved patches moving ring by ring (patchwarden.rollouts.engine drives it)."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # draft | running | paused | halted | completed | aborted | rolling_back | rolled_back
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    patch_ids: Mapped[list[Any]] = mapped_column(default=list)
+    # What every job of the rollout carries: reboot policy, smoke tests, hooks, retries.
+    job_options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    job_timeout_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    emergency_reason: Mapped[str] = mapped_column(Text, default="")
+    emergency_approved_by: Mapped[str | None] = mapped_column(String(128))
+    emergency_approved_at: Mapped[datetime | None]
+    halt_reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RolloutRing(Base):
+    """One ring of a rollout: its group, rate control, windows, soak and gate."""
+
+    __tablename__ = "rollout_rings"
+    __table_args__ = (UniqueConstraint("rollout_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    group_name: Mapped[str] = mapped_column(String(100))
+    # pending | running | soaking | awaiting_signoff | passed | failed | rolling_back | rolled_back
+    state: Mapped[str] = mapped_column(String(24), default="pending")
+    max_concurrency: Mapped[str] = mapped_column(String(8), default="10%")  # "5" or "10%"
+    max_errors: Mapped[str] = mapped_column(String(8), default="0")
+    soak_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    min_success_percent: Mapped[float] = mapped_column(default=100.0)
+    require_signoff: Mapped[bool] = mapped_column(Boolean, default=False)
+    signed_off_by: Mapped[str | None] = mapped_column(String(128))
+    signed_off_at: Mapped[datetime | None]
+    # {"windows": [...], "blackouts": [...]} (rollouts.windows.parse_schedule)
+    schedule: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    order_groups: Mapped[list[Any]] = mapped_column(default=list)  # group names, first goes first
+    site_limit: Mapped[int | None] = mapped_column(Integer)  # concurrent jobs per site (region)
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]  # the last job finished
+    passed_at: Mapped[datetime | None]
+    halt_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class RolloutJob(Base):
+    """One asset's unit of work in a rollout: install the targets, or roll them back.
+
+    State changes are guarded updates (`WHERE state IN (...)`), so the engine
+    and an agent's result never overwrite each other's work."""
+
+    __tablename__ = "rollout_jobs"
+    __table_args__ = (
+        UniqueConstraint("ring_id", "asset_id", "action"),
+        Index("ix_rollout_jobs_asset_state", "asset_id", "state"),
+        Index("ix_rollout_jobs_rollout_state", "rollout_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"))
+    ring_id: Mapped[int] = mapped_column(ForeignKey("rollout_rings.id", ondelete="CASCADE"))
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))  # install | rollback
+    # pending | dispatched | running | succeeded | failed | rolled_back | rollback_failed
+    # | refused | timed_out | cancelled
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    targets: Mapped[list[Any]] = mapped_column(default=list)  # [{name, version, arch}]
+    remove: Mapped[list[Any]] = mapped_column(default=list)  # names (rollback of added packages)
+    package_manager: Mapped[str | None] = mapped_column(String(16))
+    order_key: Mapped[int] = mapped_column(Integer, default=0)
+    site: Mapped[str | None] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    dispatched_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result_recorded_at: Mapped[datetime | None]
+    smoke_failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class MaintenanceScheduleRow(Base):
+    """The maintenance windows and blackouts of a group or of one asset
+    (patchwarden.rollouts.windows.Schedule as JSON)."""
+
+    __tablename__ = "maintenance_schedules"
+    __table_args__ = (UniqueConstraint("scope", "target_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # group | asset
+    target_id: Mapped[int] = mapped_column(Integer)
+    schedule: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

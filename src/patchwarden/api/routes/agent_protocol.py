@@ -37,7 +37,9 @@ AgentCredential = Annotated[str, Depends(agent_credential)]
     response_model=EnrollOut,
     responses={401: {"model": ErrorOut}},
 )
-def enroll(body: EnrollIn, database: DbDep, settings: SettingsDep, _: Public) -> EnrollOut:
+def enroll(
+    body: EnrollIn, request: Request, database: DbDep, settings: SettingsDep, _: Public
+) -> EnrollOut:
     """Exchange a one-time enrolment token for this agent's own credential."""
     with database.transaction() as session:
         result = agents.enroll(
@@ -48,6 +50,8 @@ def enroll(body: EnrollIn, database: DbDep, settings: SettingsDep, _: Public) ->
         asset_id=result.asset_id,
         credential=result.credential,
         report_interval=settings.agent_interval_seconds,
+        job_signing_key=request.app.state.job_signer.public_key_b64,
+        job_signing_key_id=request.app.state.job_signer.key_id,
     )
 
 
