@@ -15,10 +15,10 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence
 
 from patchwarden.agent import AGENT_VERSION
-from patchwarden.agent.client import AgentClient, normalize_server_url
+from patchwarden.agent.client import AgentClient, decode_public_key, normalize_server_url
 from patchwarden.agent.collectors import system
 from patchwarden.agent.errors import (
     AgentError,
@@ -31,7 +31,8 @@ from patchwarden.agent.errors import (
 )
 from patchwarden.agent.host import LocalHost
 from patchwarden.agent.inventory import collect_inventory
-from patchwarden.agent.runner import describe, run_cycle, run_forever
+from patchwarden.agent.jobs import BOOT_ID_FILE, DEFAULT_REBOOT_COMMAND, JobExecutor
+from patchwarden.agent.runner import JobAgent, describe, describe_jobs, run_cycle, run_forever
 from patchwarden.agent.state import DEFAULT_STATE_DIR, Credentials, StateDir
 
 EXIT_OK = 0
@@ -73,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     run.add_argument(
         "--interval", type=float, help="seconds between reports (default: the server's choice)"
+    )
+    run.add_argument(
+        "--reboot-command",
+        default=json.dumps(list(DEFAULT_REBOOT_COMMAND)),
+        metavar="JSON",
+        help="argv (a JSON list, no shell) a job runs to reboot the host (default: %(default)s)",
+    )
+    run.add_argument(
+        "--boot-id-file",
+        default=BOOT_ID_FILE,
+        help="file whose content changes with every boot (default: %(default)s)",
     )
 
     collect = commands.add_parser(
@@ -121,6 +133,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         client = AgentClient(server, ca_file=ca_file)
         answer = client.enroll(args.token, hostname, facts.get("machine_id"))
         interval = answer.get("report_interval")
+        signing_key, signing_key_id = (
+            answer.get("job_signing_key"),
+            answer.get("job_signing_key_id"),
+        )
+        if isinstance(signing_key, str):
+            decode_public_key(signing_key)  # refuse a malformed key now, not at the first job
+        else:
+            signing_key = None  # an older server: the key is fetched and pinned on first use
         state.save_credentials(
             Credentials(
                 server=server,
@@ -129,6 +149,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 credential=answer["credential"],
                 ca_file=ca_file,
                 report_interval=interval if isinstance(interval, int) and interval > 0 else None,
+                job_signing_key=signing_key,
+                job_signing_key_id=signing_key_id if isinstance(signing_key_id, str) else None,
             )
         )
         # A new enrolment starts from an empty server-side inventory. The seq
@@ -158,9 +180,26 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _reboot_command(text: str) -> List[str]:
+    try:
+        argv = json.loads(text)
+    except ValueError:
+        argv = None
+    if (
+        not isinstance(argv, list)
+        or not argv
+        or not all(isinstance(a, str) and a and "\x00" not in a for a in argv)
+    ):
+        raise UsageError(
+            '--reboot-command must be a JSON list of strings, e.g. ["systemctl", "reboot"]'
+        )
+    return argv
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.interval is not None and args.interval <= 0:
         raise UsageError("--interval must be a positive number of seconds")
+    reboot_command = _reboot_command(args.reboot_command)
     host = _local_host(args.root)
     state = StateDir(args.state_dir)
     credentials = state.load_credentials()
@@ -168,8 +207,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         credentials.server, ca_file=credentials.ca_file, credential=credentials.credential
     )
     with state.lock():
+        executor = JobExecutor(
+            state.path, args.root, reboot_command=reboot_command, boot_id_file=args.boot_id_file
+        )
+        jobs = JobAgent(state, client, credentials, executor)
         if args.once:
+            # Recovery first: the report then already shows the true versions.
+            jobs.recover()
             print(describe(run_cycle(host, state, client, credentials.asset_id)))
+            outcome = jobs.cycle()
+            print(describe_jobs(outcome))
+            if outcome.changed and not outcome.rebooting:
+                print(describe(run_cycle(host, state, client, credentials.asset_id)))
             return EXIT_OK
         stop = threading.Event()
         with _stop_on_signals(stop):
@@ -181,6 +230,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 stop,
                 interval=args.interval,
                 server_interval=credentials.report_interval,
+                jobs=jobs,
             )
     return EXIT_OK
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import http.client
 import json
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from patchwarden.agent import AGENT_VERSION
 from patchwarden.agent.errors import (
@@ -17,6 +19,7 @@ from patchwarden.agent.errors import (
     ServerUnreachableError,
     UsageError,
 )
+from patchwarden.protocol.jobs import POLL_PATH, RESULT_PATH, SIGNING_KEY_PATH, START_PATH
 from patchwarden.protocol.v1 import PROTOCOL_VERSION
 
 ENROLL_PATH = "/api/v1/agent/enroll"
@@ -98,12 +101,59 @@ class AgentClient:
             raise ServerError(status, "bad_response", "report answer has no accepted ack_seq")
         return answer
 
+    # -- rollout jobs (protocol/jobs.py) ---------------------------------------------
+
+    def poll_jobs(self, asset_id: int, running: Sequence[int]) -> Dict[str, Any]:
+        """{"jobs": [envelope, ...], "release": [rollout_id, ...], "poll_interval": int|None}.
+        Envelopes are returned as they came: verifying them is the caller's job."""
+        body = {"protocol": PROTOCOL_VERSION, "asset_id": asset_id, "running": list(running)}
+        status, answer = self._post(POLL_PATH, body, authorize=True)
+        jobs, release = answer.get("jobs"), answer.get("release", [])
+        if not isinstance(jobs, list) or not isinstance(release, list):
+            raise ServerError(status, "bad_response", "job poll answer has no jobs list")
+        releases: List[int] = [
+            r for r in release if isinstance(r, int) and not isinstance(r, bool) and r > 0
+        ]
+        interval = answer.get("poll_interval")
+        return {
+            "jobs": jobs,
+            "release": releases,
+            "poll_interval": interval if isinstance(interval, int) and interval > 0 else None,
+        }
+
+    def start_job(self, job_id: int, attempt: int) -> Dict[str, Any]:
+        """Tell the server the job starts; ServerError 409 means it was cancelled."""
+        body = {"protocol": PROTOCOL_VERSION, "attempt": attempt}
+        _, answer = self._post(START_PATH % job_id, body, authorize=True)
+        return answer
+
+    def send_result(self, job_id: int, result: Dict[str, Any]) -> Dict[str, Any]:
+        """Send a RESULT; the answer is {"status": "recorded", "duplicate": bool}."""
+        status, answer = self._post(RESULT_PATH % job_id, result, authorize=True)
+        if answer.get("status") != "recorded":
+            raise ServerError(status, "bad_response", "result answer is not 'recorded'")
+        return answer
+
+    def signing_key(self) -> Tuple[str, bytes]:
+        """(key_id, raw 32-byte public key) of the server's job-signing key."""
+        status, answer = self._request("GET", SIGNING_KEY_PATH, None, authorize=True)
+        key_id, encoded = answer.get("key_id"), answer.get("public_key")
+        if not isinstance(key_id, str) or not isinstance(encoded, str):
+            raise ServerError(status, "bad_response", "signing-key answer lacks key_id/public_key")
+        return key_id, decode_public_key(encoded, status)
+
     def _post(self, path: str, body: Dict[str, Any], authorize: bool) -> Tuple[int, Dict[str, Any]]:
-        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        return self._request("POST", path, body, authorize)
+
+    def _request(
+        self, method: str, path: str, body: Optional[Dict[str, Any]], authorize: bool
+    ) -> Tuple[int, Dict[str, Any]]:
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
         request = urllib.request.Request(  # noqa: S310 - scheme checked by normalize_server_url
-            self.server + path, data=data, method="POST"
+            self.server + path, data=data, method=method
         )
-        request.add_header("Content-Type", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
         request.add_header("Accept", "application/json")
         request.add_header("User-Agent", USER_AGENT)
         if authorize:
@@ -126,6 +176,17 @@ class AgentClient:
         if not isinstance(answer, dict):
             raise ServerError(status, "bad_response", "answer is not a JSON object")
         return status, answer
+
+
+def decode_public_key(encoded: str, status: int = 200) -> bytes:
+    """A base64 Ed25519 public key as its 32 raw bytes."""
+    try:
+        raw = base64.b64decode(encoded.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError, binascii.Error):
+        raise ServerError(status, "bad_response", "job signing key is not base64") from None
+    if len(raw) != 32:
+        raise ServerError(status, "bad_response", "job signing key is not 32 bytes")
+    return raw
 
 
 def _error_from_response(exc: urllib.error.HTTPError) -> ServerError:

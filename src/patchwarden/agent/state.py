@@ -3,6 +3,8 @@
     credentials.json  server URL, agent/asset ids, bearer credential, CA file
     seq               the last report sequence number used (sent or not)
     inventory.json    the last package list and facts the server acknowledged
+    jobs/             the rollout job journal (agent/journal.py)
+    kept/<rollout>/   package files of replaced versions, for rollback
 
 Every file is written atomically (temporary file, fsync, os.replace) with mode
 0600 from the moment it exists, so a crash never leaves a half-written or
@@ -41,6 +43,10 @@ class Credentials:
     credential: str
     ca_file: Optional[str] = None
     report_interval: Optional[int] = None
+    # The server's Ed25519 job-signing key (base64), pinned at enrolment or
+    # on first use; a job that does not verify against it is refused.
+    job_signing_key: Optional[str] = None
+    job_signing_key_id: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,11 @@ class StateDir:
                 credentials.server, str
             ):
                 raise TypeError("server and credential must be strings")
+            for name in ("job_signing_key", "job_signing_key_id"):
+                if getattr(credentials, name) is not None and not isinstance(
+                    getattr(credentials, name), str
+                ):
+                    raise TypeError("%s is not a string" % name)
         except TypeError as exc:
             raise StateError("%s is corrupt (%s): enrol again" % (path, exc)) from exc
         return credentials
