@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent.fake_server import FakeServer
+from tests.agent.jobkit import job_repo  # noqa: F401 - the fixture, for every agent test
 
 
 @pytest.fixture

@@ -193,7 +193,7 @@ class FakeServer:
             return 404, {"error": "not_found", "message": "no such job"}
         if record.cancelled:
             return 409, {"error": "cancelled", "message": "job cancelled"}
-        record.starts.append(body.get("attempt"))
+        record.starts.append(int(body.get("attempt") or 0))
         return 200, {"status": "running"}
 
     def result(
