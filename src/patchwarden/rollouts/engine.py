@@ -273,8 +273,9 @@ def _run_ring(plan: _Plan, ring: RingView) -> datetime | None:
         return None
     if active:
         return None
-    finished = [job.finished_at for job in jobs if job.finished_at is not None]
-    return max(finished, default=plan.now)
+    # A job timed out in this step finishes now (the service stores that as its finished_at).
+    finished = [plan.now if job.id in plan.time_out else job.finished_at for job in jobs]
+    return max((at for at in finished if at is not None), default=plan.now)
 
 
 def _dispatch(
