@@ -35,6 +35,7 @@ def _mount() -> None:
         imports,
         patches,
         repos,
+        rollouts,
         server,
         versions,
         vulns,
@@ -67,6 +68,8 @@ def _mount() -> None:
     app.add_typer(exceptions.app, name="exceptions")
     app.command("compliance")(exceptions.compliance)
     app.add_typer(baselines.app, name="baselines")
+    app.add_typer(rollouts.app, name="rollouts")
+    app.add_typer(rollouts.windows_app, name="windows")
 
 
 _mount()

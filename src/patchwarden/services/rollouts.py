@@ -245,11 +245,10 @@ def create(session: Session, actor: str, spec: RolloutSpec) -> int:
         assigned.update(members)
         order_sets = [set(groups.members(session, g)) for g in order]
         needs = _targets_by_asset(session, patches, members)
-        regions = (
-            dict(session.execute(select(Asset.id, Asset.region).where(Asset.id.in_(list(needs)))))
-            if needs
-            else {}
-        )
+        regions: dict[int, str | None] = {}
+        if needs:
+            rows = session.execute(select(Asset.id, Asset.region).where(Asset.id.in_(list(needs))))
+            regions = {asset_id: region for asset_id, region in rows}
         for asset_id in sorted(needs):
             asset_patches = needs[asset_id]
             order_key = next(

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from patchwarden.api.deps import DbDep, SettingsDep
+from patchwarden.api.body import read_limited
+from patchwarden.api.deps import Database, DbDep, SettingsDep
 from patchwarden.api.routes.agent_protocol import AgentCredential
 from patchwarden.api.schemas import ErrorOut
 from patchwarden.domain.report_schema import Strict
-from patchwarden.errors import PermissionDenied
+from patchwarden.errors import InvalidInput, PermissionDenied
 from patchwarden.services import agent_jobs, agents
 from patchwarden.services.job_signing import JobSigner
 
 router = APIRouter(prefix="/agent", tags=["agent protocol"])
+MAX_BODY = 1024 * 1024  # a result carries at most 64 KiB of log
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut},
     403: {"model": ErrorOut},
@@ -35,6 +39,9 @@ class PollIn(Strict):
     asset_id: int
     running: list[int] = Field(default_factory=list, max_length=1000)
     kept: list[int] = Field(default_factory=list, max_length=agent_jobs.MAX_KEPT)
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
 
 
 class PollOut(BaseModel):
@@ -62,48 +69,86 @@ class SigningKeyOut(BaseModel):
     public_key: Annotated[str, Field(description="Raw Ed25519 public key, base64")]
 
 
-@router.post("/jobs/poll", response_model=PollOut, responses=ERRORS)
-def poll(
-    body: PollIn,
-    request: Request,
-    database: DbDep,
-    settings: SettingsDep,
-    credential: AgentCredential,
+def _parse(model: type[_Body], raw: bytes) -> _Body:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"invalid body: {where}: {first['msg']}") from None
+
+
+def _poll(
+    database: Database, signer: JobSigner, credential: str, raw: bytes, interval: int
 ) -> PollOut:
-    """The jobs this agent should run now, signed; a job comes again until its
-    result is recorded. `release` lists finished rollouts among `kept`."""
+    # Strangers are refused before their body is parsed.
     with database.reading() as session:
         agent = agents.authenticate_agent(session, credential)
+        body = _parse(PollIn, raw)
         if body.asset_id != agent.asset_id:
             raise PermissionDenied("this credential belongs to another asset")
         jobs = agent_jobs.pending_jobs(session, agent.asset_id)
         release = agent_jobs.released(session, body.kept)
     envelopes: list[dict[str, Any]] = []
-    if jobs:
+    if jobs:  # only then a write: counting the delivery
         with database.transaction() as session:
             agent = agents.authenticate_agent(session, credential)
             jobs = agent_jobs.pending_jobs(session, agent.asset_id)
-            envelopes = agent_jobs.envelopes(session, _signer(request), jobs)
-    return PollOut(jobs=envelopes, release=release, poll_interval=settings.job_poll_seconds)
+            envelopes = agent_jobs.envelopes(session, signer, jobs)
+    return PollOut(jobs=envelopes, release=release, poll_interval=interval)
 
 
-@router.post("/jobs/{job_id}/start", response_model=StartOut, responses=ERRORS)
-def start_job(job_id: int, body: StartIn, database: DbDep, credential: AgentCredential) -> StartOut:
-    """The agent begins the job; 409 when it was cancelled (then it must not run)."""
+@router.post("/jobs/poll", response_model=PollOut, responses=ERRORS)
+async def poll(
+    request: Request, database: DbDep, settings: SettingsDep, credential: AgentCredential
+) -> PollOut:
+    """The jobs this agent should run now, signed; a job comes again until its
+    result is recorded. `release` lists finished rollouts among `kept`.
+    Body: {"protocol": 1, "asset_id", "running": [...], "kept": [...]}."""
+    raw = await read_limited(request, MAX_BODY)
+    return await run_in_threadpool(
+        _poll, database, _signer(request), credential, raw, settings.job_poll_seconds
+    )
+
+
+def _start(database: Database, credential: str, job_id: int, raw: bytes) -> StartOut:
     with database.transaction() as session:
         agent = agents.authenticate_agent(session, credential)
+        body = _parse(StartIn, raw)
         return StartOut(status=agent_jobs.start(session, agent, job_id, body.attempt))
 
 
-@router.post("/jobs/{job_id}/result", response_model=ResultOut, responses=ERRORS)
-def job_result(
-    job_id: int, body: dict[str, Any], database: DbDep, credential: AgentCredential
-) -> ResultOut:
-    """The outcome of an attempt; recorded once, repeats acknowledged."""
+@router.post("/jobs/{job_id}/start", response_model=StartOut, responses=ERRORS)
+async def start_job(
+    job_id: int, request: Request, database: DbDep, credential: AgentCredential
+) -> StartOut:
+    """The agent begins the job; 409 when it was cancelled (then it must not run).
+    Body: {"protocol": 1, "attempt": n}."""
+    raw = await read_limited(request, MAX_BODY)
+    return await run_in_threadpool(_start, database, credential, job_id, raw)
+
+
+def _result(database: Database, credential: str, job_id: int, raw: bytes) -> ResultOut:
     with database.transaction() as session:
         agent = agents.authenticate_agent(session, credential)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidInput("the result is not JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("the result must be a JSON object")
         duplicate = agent_jobs.record_result(session, agent, job_id, body)
     return ResultOut(duplicate=duplicate)
+
+
+@router.post("/jobs/{job_id}/result", response_model=ResultOut, responses=ERRORS)
+async def job_result(
+    job_id: int, request: Request, database: DbDep, credential: AgentCredential
+) -> ResultOut:
+    """The outcome of an attempt (protocol.jobs RESULT); recorded once, repeats
+    acknowledged."""
+    raw = await read_limited(request, MAX_BODY)
+    return await run_in_threadpool(_result, database, credential, job_id, raw)
 
 
 @router.get("/signing-key", response_model=SigningKeyOut, responses=ERRORS)
