@@ -238,9 +238,13 @@ print(json.dumps(JobExecutor(state, root).run(job)))
 def executor_subprocess(state: Path, root: Path, document: dict[str, Any]) -> subprocess.Popen[str]:
     job_file = state.parent / f"job-{document['job_id']}.json"
     job_file.write_text(json.dumps(document))
+    # Its own TMPDIR: a killed agent leaves apt's temporary config file behind.
+    tmp = state.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-c", EXECUTOR_SCRIPT, str(state), str(root), str(job_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
     )

@@ -102,3 +102,47 @@ def test_https_certificate_is_verified(tls_server: FakeServer) -> None:
     with pytest.raises(ServerUnreachableError, match="CERTIFICATE_VERIFY_FAILED"):
         AgentClient(tls_server.url).enroll("good-token", "h", None)
     assert tls_server.enrolments == []
+
+
+# -- rollout job endpoints ---------------------------------------------------------------
+
+
+def _enrolled(server: FakeServer) -> AgentClient:
+    client = AgentClient(server.url)
+    answer = client.enroll("good-token", "web1", None)
+    assert answer["job_signing_key"] == server.public_key_b64
+    client.credential = answer["credential"]
+    return client
+
+
+def test_job_endpoints(server: FakeServer) -> None:
+    from tests.agent.jobkit import job
+
+    client = _enrolled(server)
+    assert client.signing_key() == (server.key_id, server.public_key)
+    server.add_job(job())
+    server.release, server.poll_interval = [3, "x", -1, True], 30  # type: ignore[list-item]
+    answer = client.poll_jobs(100, [5])
+    assert server.polls[-1] == {"protocol": 1, "asset_id": 100, "running": [5]}
+    assert answer["release"] == [3] and answer["poll_interval"] == 30
+    (envelope,) = answer["jobs"]
+    assert envelope["job"]["job_id"] == 1 and envelope["key_id"] == server.key_id
+    assert client.start_job(1, 1) == {"status": "running"}
+    server.jobs[1].cancelled = True
+    with pytest.raises(ServerError) as cancelled:
+        client.start_job(1, 1)
+    assert cancelled.value.status == 409
+
+
+def test_bad_job_answers(server: FakeServer) -> None:
+    from patchwarden.agent.client import decode_public_key
+
+    client = _enrolled(server)
+    with pytest.raises(ServerError, match="404"):
+        client.send_result(99, {"job_id": 99})  # the fake server has no job 99
+    for bad in ("not base64!", "AAAA"):
+        with pytest.raises(ServerError, match="signing key"):
+            decode_public_key(bad)
+    client.credential = "wrong"
+    with pytest.raises(CredentialRefusedError):
+        client.signing_key()
