@@ -74,7 +74,8 @@ class FakeServer:
         self.signing_key = Ed25519PrivateKey.generate()
         self.key_at_enrolment = True  # False: an older server, the agent must fetch the key
         self.jobs: dict[int, JobRecord] = {}
-        self.release: list[int] = []
+        self.release: list[int] = []  # finished rollouts (answered when the agent keeps them)
+        self.jobs_supported = True  # False: a server from before rollout jobs (404)
         self.poll_interval: int | None = None
         self.polls: list[dict[str, Any]] = []
         self.result_posts: list[dict[str, Any]] = []  # every result body received
@@ -178,11 +179,10 @@ class FakeServer:
             if not record.cancelled
             and (record.redeliver or record.job.get("attempt") not in record.results)
         ]
-        return 200, {
-            "jobs": envelopes,
-            "release": self.release,
-            "poll_interval": self.poll_interval,
-        }
+        # As the real server: only finished rollouts among those the agent keeps.
+        kept = body.get("kept", [])
+        release = [r for r in self.release if r in kept]
+        return 200, {"jobs": envelopes, "release": release, "poll_interval": self.poll_interval}
 
     def start(
         self, credential: str | None, job_id: int, body: dict[str, Any]
@@ -302,7 +302,9 @@ class FakeServer:
                 credential = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
                 with server.lock:
                     start, result = JOB_START_RE.match(self.path), JOB_RESULT_RE.match(self.path)
-                    if self.path == job_protocol.POLL_PATH:
+                    if self.path.startswith("/api/v1/agent/jobs/") and not server.jobs_supported:
+                        status, answer = 404, {"detail": "Not Found"}
+                    elif self.path == job_protocol.POLL_PATH:
                         status, answer = server.poll(credential, body)
                     elif start:
                         status, answer = server.start(credential, int(start.group(1)), body)

@@ -5,6 +5,7 @@ re-inventory, refusals, redelivery, the pinned key and reboot stand-ins."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from patchwarden.agent.cli import main
+from patchwarden.agent.client import AgentClient
+from patchwarden.agent.host import LocalHost
+from patchwarden.agent.jobs import JobExecutor
 from patchwarden.agent.journal import Journal
 from patchwarden.agent.pkgmgr import AptManager, Target
+from patchwarden.agent.runner import JobAgent, run_forever
 from patchwarden.agent.state import StateDir
 from tests.agent.fake_server import FakeServer
 from tests.agent.jobkit import (
@@ -218,3 +223,32 @@ def test_bad_reboot_command_is_a_usage_error(
     for bad in ("systemctl reboot", "[]", '["ok", 3]', "{}"):
         assert agent.run("--reboot-command", bad) == 2
         assert "--reboot-command must be a JSON list" in capsys.readouterr().err
+
+
+def test_server_without_job_endpoints(agent: Agent) -> None:
+    agent.server.jobs_supported = False
+    assert agent.run() == 0
+    assert len(agent.server.reports) == 1 and agent.server.result_posts == []
+
+
+def test_run_forever_polls_runs_and_reinventories(agent: Agent) -> None:
+    state = StateDir(str(agent.state))
+    credentials = state.load_credentials()
+    client = AgentClient(credentials.server, credential=credentials.credential)
+    executor = JobExecutor(str(agent.state), str(agent.root), reboot_command=["false"])
+    jobs = JobAgent(state, client, credentials, executor)
+    agent.server.poll_interval = 1
+    agent.server.add_job(agent.job())
+    stop = threading.Event()
+
+    def watch() -> None:
+        while len(agent.server.reports) < 2:  # the report after the job
+            stop.wait(0.05)
+        stop.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    run_forever(LocalHost(str(agent.root)), state, client, credentials.asset_id, stop, jobs=jobs)
+    watcher.join()
+    assert agent.server.result_of(1)["status"] == "succeeded"
+    assert agent.server_versions()[HELLO] == V2

@@ -122,8 +122,8 @@ def test_job_endpoints(server: FakeServer) -> None:
     assert client.signing_key() == (server.key_id, server.public_key)
     server.add_job(job())
     server.release, server.poll_interval = [3, "x", -1, True], 30  # type: ignore[list-item]
-    answer = client.poll_jobs(100, [5])
-    assert server.polls[-1] == {"protocol": 1, "asset_id": 100, "running": [5]}
+    answer = client.poll_jobs(100, [5], [3, 4])
+    assert server.polls[-1] == {"protocol": 1, "asset_id": 100, "running": [5], "kept": [3, 4]}
     assert answer["release"] == [3] and answer["poll_interval"] == 30
     (envelope,) = answer["jobs"]
     assert envelope["job"]["job_id"] == 1 and envelope["key_id"] == server.key_id

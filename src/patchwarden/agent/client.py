@@ -26,6 +26,7 @@ ENROLL_PATH = "/api/v1/agent/enroll"
 REPORT_PATH = "/api/v1/agent/report"
 DEFAULT_TIMEOUT = 60.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_KEPT = 1000  # rollout ids with kept files named in one poll
 USER_AGENT = "patchwarden-agent/%s" % AGENT_VERSION
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -103,10 +104,19 @@ class AgentClient:
 
     # -- rollout jobs (protocol/jobs.py) ---------------------------------------------
 
-    def poll_jobs(self, asset_id: int, running: Sequence[int]) -> Dict[str, Any]:
+    def poll_jobs(
+        self, asset_id: int, running: Sequence[int], kept: Sequence[int] = ()
+    ) -> Dict[str, Any]:
         """{"jobs": [envelope, ...], "release": [rollout_id, ...], "poll_interval": int|None}.
-        Envelopes are returned as they came: verifying them is the caller's job."""
-        body = {"protocol": PROTOCOL_VERSION, "asset_id": asset_id, "running": list(running)}
+        `kept` names the rollouts whose package files this agent keeps (the
+        server answers which of them are finished). Envelopes are returned as
+        they came: verifying them is the caller's job."""
+        body = {
+            "protocol": PROTOCOL_VERSION,
+            "asset_id": asset_id,
+            "running": list(running),
+            "kept": list(kept)[:MAX_KEPT],
+        }
         status, answer = self._post(POLL_PATH, body, authorize=True)
         jobs, release = answer.get("jobs"), answer.get("release", [])
         if not isinstance(jobs, list) or not isinstance(release, list):

@@ -345,6 +345,14 @@ class JobExecutor:
                 log.warning("fs snapshot delete for rollout %d failed: %s", rollout_id, outcome)
         shutil.rmtree(directory, ignore_errors=True)
 
+    def kept_rollouts(self) -> List[int]:
+        """Rollouts whose kept files (or snapshot) this agent still holds."""
+        try:
+            names = os.listdir(os.path.join(self.state_path, KEPT_DIR))
+        except FileNotFoundError:
+            return []
+        return sorted(int(name) for name in names if name.isdigit())
+
     def kept_dir(self, rollout_id: int) -> str:
         return os.path.join(self.state_path, KEPT_DIR, "%d" % int(rollout_id))
 

@@ -220,7 +220,9 @@ class JobAgent:
         running = [e["job"]["job_id"] for e in self.journal.unfinished()]
         try:
             key = self.public_key()
-            answer = self.client.poll_jobs(self.credentials.asset_id, running)
+            answer = self.client.poll_jobs(
+                self.credentials.asset_id, running, self.executor.kept_rollouts()
+            )
         except ServerError as exc:
             if exc.status != 404 or isinstance(exc, CredentialRefusedError):
                 raise
