@@ -69,8 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-http", action="store_true", help="allow a plain http:// server that is not local"
     )
 
-    run = commands.add_parser("run", parents=[root_parent], help="report inventory periodically")
-    run.add_argument("--once", action="store_true", help="report once and exit")
+    run = commands.add_parser(
+        "run", parents=[root_parent], help="report inventory and run rollout jobs periodically"
+    )
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="finish interrupted jobs, report, run the pending jobs, report again, exit",
+    )
     run.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     run.add_argument(
         "--interval", type=float, help="seconds between reports (default: the server's choice)"
