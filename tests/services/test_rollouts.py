@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -266,7 +267,7 @@ def test_signed_jobs_verify_and_tampering_is_detected(fleet: Fleet) -> None:
         verify_envelope(tampered, fleet.signer.public_key, asset_id)
     with pytest.raises(JobRefused, match="asset"):
         verify_envelope(envelope, fleet.signer.public_key, asset_id + 1)
-    other = job_signing._signer(job_signing.Ed25519PrivateKey.generate())
+    other = job_signing._signer(Ed25519PrivateKey.generate())
     with pytest.raises(JobRefused, match="signature"):
         verify_envelope(envelope, other.public_key, asset_id)
     assert base64.b64decode(fleet.signer.public_key_b64) == fleet.signer.public_key

@@ -4,6 +4,7 @@ acknowledge starts, record results exactly once (protocol.jobs)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
@@ -45,6 +46,34 @@ def pending_jobs(session: Session, asset_id: int) -> list[tuple[RolloutJob, Roll
         .order_by(RolloutJob.id)
     ).all()
     return [(job, rollout) for job, rollout in rows]
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What an agent's poll finds: jobs to deliver, or a job waiting for its wave."""
+
+    deliverable: bool
+    waiting: bool
+
+
+def outlook(session: Session, asset_id: int) -> Outlook:
+    """One indexed query; the common answer (nothing) costs no more. Agents
+    whose job waits for its wave are asked to poll sooner, so waves follow
+    each other quickly while the rest of the fleet keeps the normal interval."""
+    rows = session.execute(
+        select(RolloutJob.state, Rollout.state)
+        .join(Rollout, Rollout.id == RolloutJob.rollout_id)
+        .where(
+            RolloutJob.asset_id == asset_id,
+            RolloutJob.state.in_(("pending", *DELIVERABLE_STATES)),
+        )
+    ).all()
+    return Outlook(
+        deliverable=any(job in DELIVERABLE_STATES for job, _ in rows),
+        waiting=any(
+            job == "pending" and rollout in ("running", "rolling_back") for job, rollout in rows
+        ),
+    )
 
 
 def job_document(job: RolloutJob, rollout: Rollout) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from patchwarden.services.job_signing import JobSigner
 
 router = APIRouter(prefix="/agent", tags=["agent protocol"])
 MAX_BODY = 1024 * 1024  # a result carries at most 64 KiB of log
+FAST_POLL_SECONDS = 5  # for agents whose job waits for its wave
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut},
     403: {"model": ErrorOut},
@@ -87,10 +88,12 @@ def _poll(
         body = _parse(PollIn, raw)
         if body.asset_id != agent.asset_id:
             raise PermissionDenied("this credential belongs to another asset")
-        jobs = agent_jobs.pending_jobs(session, agent.asset_id)
+        outlook = agent_jobs.outlook(session, agent.asset_id)
         release = agent_jobs.released(session, body.kept)
+    if outlook.waiting:
+        interval = min(interval, FAST_POLL_SECONDS)
     envelopes: list[dict[str, Any]] = []
-    if jobs:  # only then a write: counting the delivery
+    if outlook.deliverable:  # only then a write: counting the delivery
         with database.transaction() as session:
             agent = agents.authenticate_agent(session, credential)
             jobs = agent_jobs.pending_jobs(session, agent.asset_id)
