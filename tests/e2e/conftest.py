@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,34 +60,57 @@ class LiveServer:
         )
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    port = _free_port()
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server (and CLI) on SQLite in `data_dir`."""
     env = {
         **os.environ,
-        "PATCHWARDEN_DATA_DIR": str(tmp_path / "data"),
+        "PATCHWARDEN_DATA_DIR": str(data_dir),
         "PATCHWARDEN_ADMIN_PASSWORD": "e2e-admin-password-123",
+        **extra,
     }
     env.pop("PATCHWARDEN_DATABASE_URL", None)
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(BIN / "patchwarden"), "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    return env
+
+
+def spawn_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`patchwarden serve` on loopback, its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(BIN / "patchwarden"), "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
+                return
         except httpx.HTTPError:
             time.sleep(0.1)
-    else:
-        process.kill()
-        raise AssertionError("server did not start: " + (tmp_path / "server.log").read_text())
-    yield LiveServer(url, env, process)
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    process.kill()
+    raise AssertionError("server did not start: " + log.read_text())
+
+
+@contextmanager
+def running_server(tmp_path: Path, **extra_env: str) -> Iterator[LiveServer]:
+    port = _free_port()
+    env = server_env(tmp_path / "data", **extra_env)
+    log = tmp_path / "server.log"
+    process = spawn_server(env, port, log)
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, process, log)
+    try:
+        yield LiveServer(url, env, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    with running_server(tmp_path) as server:
+        yield server

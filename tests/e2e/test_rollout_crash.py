@@ -11,7 +11,6 @@ every job run exactly once by its agent and its result recorded exactly once.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from patchwarden.services import groups, job_signing, rollouts
 from patchwarden.services.users import hash_secret
 from patchwarden.storage.db import make_engine, make_session_factory, transaction, upgrade
 from patchwarden.storage.tables import Agent, AuditEvent, RolloutJob
-from tests.e2e.conftest import BIN, _free_port
+from tests.e2e.conftest import _free_port, server_env, spawn_server
 from tests.services.test_findings import deb, new_asset
 from tests.services.test_rollouts import V1, V2, add_patch, approve, offer
 
@@ -100,27 +99,17 @@ class SimulatedAgent(threading.Thread):
 
 
 class Server:
+    """A server that can be killed and started again on the same database."""
+
     def __init__(self, data_dir: Path, log: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "PATCHWARDEN_DATA_DIR": str(data_dir),
-            "PATCHWARDEN_ADMIN_PASSWORD": "crash-admin-password-123",
-            "PATCHWARDEN_ROLLOUT_TICK_SECONDS": "0.1",
-        }
-        self.env.pop("PATCHWARDEN_DATABASE_URL", None)
+        self.env = server_env(data_dir, PATCHWARDEN_ROLLOUT_TICK_SECONDS="0.1")
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "patchwarden"), "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = spawn_server(self.env, self.port, self.log)
 
     def kill(self) -> None:
         assert self.process is not None

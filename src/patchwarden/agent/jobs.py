@@ -575,7 +575,7 @@ class JobExecutor:
     def _step_smoke_test(self, run: _Run) -> None:
         outcomes = []
         for test in run.job["smoke_tests"]:
-            outcome = run_smoke_test(test)
+            outcome = run_smoke_test(test, self._job_env(run))
             run.log(
                 "smoke test %s: %s - %s"
                 % (outcome.name, "ok" if outcome.ok else "FAILED", outcome.detail)
@@ -709,16 +709,19 @@ class JobExecutor:
             backoff = min(backoff * 2, float(retry["max_backoff"]))
             attempt += 1
 
-    def _command(
-        self, run: _Run, argv: Sequence[str], timeout: Optional[float] = None
-    ) -> CommandOutcome:
-        env = {
+    def _job_env(self, run: _Run) -> Dict[str, str]:
+        """What hooks and smoke tests learn of the job, e.g. the root to look in."""
+        return {
             "PATCHWARDEN_JOB_ID": str(run.job["job_id"]),
             "PATCHWARDEN_ROLLOUT_ID": str(run.job["rollout_id"]),
             "PATCHWARDEN_PHASE": str(run.entry.get("phase")),
             "PATCHWARDEN_ROOT": self.root,
         }
-        outcome = run_argv(list(argv), timeout or self.hook_timeout, env)
+
+    def _command(
+        self, run: _Run, argv: Sequence[str], timeout: Optional[float] = None
+    ) -> CommandOutcome:
+        outcome = run_argv(list(argv), timeout or self.hook_timeout, self._job_env(run))
         run.log(outcome.describe())
         return outcome
 

@@ -103,8 +103,10 @@ def run_argv(
     return CommandOutcome(argv, process.returncode, _tail(out.decode("utf-8", errors="replace")))
 
 
-def _command(test: Mapping[str, Any], argv: Sequence[str]) -> SmokeOutcome:
-    outcome = run_argv(argv, float(test["timeout"]))
+def _command(
+    test: Mapping[str, Any], argv: Sequence[str], env: Optional[Mapping[str, str]] = None
+) -> SmokeOutcome:
+    outcome = run_argv(argv, float(test["timeout"]), env)
     return SmokeOutcome(test["name"], outcome.ok, outcome.describe())
 
 
@@ -144,19 +146,22 @@ def _systemd(test: Mapping[str, Any]) -> SmokeOutcome:
     return SmokeOutcome(test["name"], ok, "%s is %s" % (test["unit"], state or "unknown"))
 
 
-def _script(test: Mapping[str, Any]) -> SmokeOutcome:
+def _script(test: Mapping[str, Any], env: Optional[Mapping[str, str]] = None) -> SmokeOutcome:
     path = test["path"]
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
         return SmokeOutcome(test["name"], False, "%s is not an executable file" % path)
-    return _command(test, [path])
+    return _command(test, [path], env)
 
 
-def run_smoke_test(test: Mapping[str, Any]) -> SmokeOutcome:
-    """One smoke test (a SMOKE document of protocol/jobs.py, already validated)."""
+def run_smoke_test(
+    test: Mapping[str, Any], env: Optional[Mapping[str, str]] = None
+) -> SmokeOutcome:
+    """One smoke test (a SMOKE document of protocol/jobs.py, already validated).
+    Commands and scripts also get `env` (the job's PATCHWARDEN_* variables)."""
     kind = test.get("kind")
     try:
         if kind == "command":
-            return _command(test, test["argv"])
+            return _command(test, test["argv"], env)
         if kind == "systemd":
             return _systemd(test)
         if kind == "http":
@@ -164,7 +169,7 @@ def run_smoke_test(test: Mapping[str, Any]) -> SmokeOutcome:
         if kind == "tcp":
             return _tcp(test)
         if kind == "script":
-            return _script(test)
+            return _script(test, env)
     except Exception as exc:  # a smoke test's failure, whatever it is, is a failed test
         return SmokeOutcome(str(test.get("name")), False, "%s: %s" % (type(exc).__name__, exc))
     return SmokeOutcome(str(test.get("name")), False, "unknown smoke test kind %r" % kind)
