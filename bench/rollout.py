@@ -37,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -747,6 +748,11 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
 # -- report ------------------------------------------------------------------------------
 
 
+def rate(checks: dict[str, Any]) -> float:
+    seconds = checks["dispatch_seconds"]
+    return float(checks["dispatched"] / seconds) if seconds and seconds == seconds else float("nan")
+
+
 def print_backend(backend: str, result: dict[str, Any], postgres: bool) -> None:
     a, b, c = result["steady"], result["rollout"], result["checks"]
 
@@ -767,7 +773,7 @@ def print_backend(backend: str, result: dict[str, Any], postgres: bool) -> None:
     verdict = "TIMED OUT" if b["timed_out"] else c["state"]
     print(
         f"  rollout        {verdict} in {c['db_seconds']:.1f} s (bench wall {b['wall_total']:.1f} s),"
-        f" {c['dispatched']} jobs dispatched, {c['dispatched'] / c['dispatch_seconds']:.1f} jobs/s"
+        f" {c['dispatched']} jobs dispatched ({c['recorded']} results), {rate(c):.1f} jobs/s"
         f" (first dispatch to last result {c['dispatch_seconds']:.1f} s)"
     )
     print(
@@ -810,7 +816,7 @@ def print_summary(results: dict[str, dict[str, Any]], agents_: int, interval: in
     ]
     for result in results.values():
         c = result["checks"]
-        c["rate"] = c["dispatched"] / c["dispatch_seconds"] if c["dispatch_seconds"] else 0.0
+        c["rate"] = rate(c)
     for label, part, key, fmt in rows:
         cells = "".join(f"{fmt.format(r[part][key]):>14s}" for r in results.values())
         print(f"  {label:34s}{cells}")
@@ -836,6 +842,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="client keep-alive pool")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
+    # A stopped benchmark still stops its server and removes its files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.agents < 10:
         parser.error("--agents must be at least 10")
     print(
