@@ -67,7 +67,9 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RepoServer]:
         yield server
 
 
-def sandbox_root(root: Path, hostname: str, url: str) -> AptManager:
+def sandbox_root(
+    root: Path, hostname: str, url: str, packages: tuple[str, ...] = ("pwt-hello", "pwt-web")
+) -> AptManager:
     dpkg_sandbox(root)
     (root / "etc/apt").mkdir(parents=True)
     (root / "etc/apt/sources.list").write_text(f"deb [trusted=yes] {url} stable main\n")
@@ -75,7 +77,7 @@ def sandbox_root(root: Path, hostname: str, url: str) -> AptManager:
     (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"\n')
     manager = AptManager(str(root))
     assert manager.refresh().ok
-    installed = manager.install([Target("pwt-hello", V1), Target("pwt-web", V1)])
+    installed = manager.install([Target(name, V1) for name in packages])
     assert installed.ok, installed.output
     return manager
 
