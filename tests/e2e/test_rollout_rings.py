@@ -120,7 +120,7 @@ class Fleet:
             rows = self.server.cli_json("patches", "list", "--package", name)
             found = {r["id"] for r in rows if r["target_version"] == version}
             if len(rows) == len(HOSTS) and len(found) == 1:
-                return found.pop()
+                return int(found.pop())
             time.sleep(1)
         raise AssertionError(f"no patch {name} {version} for every asset: {rows}")
 
@@ -139,9 +139,10 @@ class Fleet:
         raise AssertionError(f"rollout {rollout_id} still {view['state']}: {json.dumps(view)}")
 
     def show(self, rollout_id: int) -> dict[str, Any]:
-        return json.loads(
+        view: dict[str, Any] = json.loads(
             self.server.cli("rollouts", "show", str(rollout_id), "--format", "json").stdout
         )
+        return view
 
 
 def smoke(name: str) -> str:
