@@ -1,4 +1,5 @@
-"""Web pages: login, the asset inventory, and one asset's packages and history."""
+"""Web pages: login, the asset inventory, one asset's packages and history,
+and rollouts with their rings and jobs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from patchwarden import __version__
 from patchwarden.api.deps import SESSION_COOKIE, Database, get_database
 from patchwarden.domain.roles import Permission, role_has
 from patchwarden.errors import AuthenticationFailed, NotFound
-from patchwarden.services import assets, users
+from patchwarden.rollouts.engine import FINISHED_ROLLOUT_STATES
+from patchwarden.services import assets, rollouts, users
 from patchwarden.services.users import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -135,3 +137,27 @@ def asset_page(request: Request, asset_id: int) -> Response:
             "events": events,
         },
     )
+
+
+@router.get("/rollouts", response_class=HTMLResponse)
+def rollouts_page(request: Request) -> Response:
+    principal = _principal(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    with get_database(request).reading() as session:
+        items = rollouts.list_rollouts(session)
+    return _page(request, "rollouts.html", {"user": principal, "rollouts": items})
+
+
+@router.get("/rollouts/{rollout_id}", response_class=HTMLResponse)
+def rollout_page(request: Request, rollout_id: int) -> Response:
+    principal = _principal(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    try:
+        with get_database(request).reading() as session:
+            view = rollouts.show(session, rollout_id)
+    except NotFound as exc:
+        return _page(request, "error.html", {"user": principal, "message": str(exc)}, 404)
+    live = view["state"] not in FINISHED_ROLLOUT_STATES and view["state"] != "draft"
+    return _page(request, "rollout.html", {"user": principal, "rollout": view, "live": live})
