@@ -492,6 +492,23 @@ def test_rollback_of_the_whole_rollout(fleet: Fleet) -> None:
         rollouts.rollback(session, OPERATOR, rollout_id)
 
 
+def test_no_rollback_while_jobs_run(fleet: Fleet) -> None:
+    rollout_id = fleet.create()
+    fleet.start(rollout_id)
+    fleet.tick()
+    [job] = fleet.poll("lab-1")
+    with transaction(fleet.factory) as session:
+        agent_jobs.start(session, fleet.agents[fleet.assets["lab-1"]], job["job_id"], 1)
+    with transaction(fleet.factory) as session:
+        rollouts.pause(session, OPERATOR, rollout_id)
+    with pytest.raises(Conflict, match="still running"), transaction(fleet.factory) as session:
+        rollouts.rollback(session, OPERATOR, rollout_id)
+    assert fleet.show(rollout_id)["state"] == "paused"
+    fleet.run("lab-1")  # the agent finishes and reports
+    with transaction(fleet.factory) as session:
+        assert rollouts.rollback(session, OPERATOR, rollout_id) == 1
+
+
 def test_rollback_of_one_ring_halts_the_rest(fleet: Fleet) -> None:
     rollout_id = fleet.create()
     fleet.start(rollout_id)

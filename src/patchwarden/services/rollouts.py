@@ -436,6 +436,15 @@ def rollback(session: Session, actor: str, rollout_id: int, ring_name: str | Non
     ).scalar_one()
     if already:
         raise Conflict(f"rollout {rollout.id}: these rings were rolled back already")
+    running = session.execute(
+        select(func.count()).where(RolloutJob.ring_id.in_(scope_ids), RolloutJob.state == "running")
+    ).scalar_one()
+    if running:
+        # Their outcome is not known yet, so neither is what to undo.
+        raise Conflict(
+            f"rollout {rollout.id}: {running} job(s) are still running; pause the rollout "
+            "and roll back once they have finished"
+        )
     _cancel_waiting(session, rollout.id, None if ring_name is None else scope_ids)
     created = 0
     for ring in scope:
