@@ -33,6 +33,7 @@ from patchwarden.rollouts.engine import (
     ACTIVE_JOB_STATES,
     ERROR_JOB_STATES,
     FINISHED_JOB_STATES,
+    NEXT_IN_LINE,
     JobView,
     Limit,
     RingChange,
@@ -260,7 +261,7 @@ def test_schedules_used_here() -> None:
 def test_pending_ring_starts_and_dispatches_up_to_concurrency() -> None:
     ring = _ring(1, _jobs([1, 2, 3, 4, 5]), "pending", _policy("3"))
     step = advance(_rollout(ring), NOW)
-    assert step == Step(dispatch=(1, 2, 3), rings=(RingChange(1, "running"),))
+    assert step == Step(dispatch=(1, 2, 3), rings=(RingChange(1, "running"),), soon=(4, 5))
     assert step.changes_anything
 
 
@@ -290,7 +291,7 @@ def test_dispatch_counts_active_jobs(
 def test_nothing_to_do_when_at_capacity() -> None:
     jobs = [*_jobs([1, 2], "running"), *_jobs([3, 4])]
     step = advance(_rollout(_ring(1, jobs, "running", _policy("2"))), NOW)
-    assert step == Step()
+    assert step == Step(soon=(3, 4))  # next in line: their agents poll sooner
     assert not step.changes_anything
 
 
@@ -783,6 +784,7 @@ def test_soak_elapsed_passes_and_next_ring_starts_in_same_step() -> None:
     assert step == Step(
         dispatch=(3, 4),
         rings=(RingChange(1, "passed", completed_at=completed), RingChange(2, "running")),
+        soon=(5,),
     )
 
 
@@ -1060,7 +1062,7 @@ def test_rollback_jobs_dispatched_under_concurrency_ignoring_windows_and_order()
     policy = _policy("3", schedule=ALWAYS_CLOSED)
     ring = _ring(1, jobs, "rolling_back", policy)
     step = advance(_rollout(ring, state="rolling_back"), NOW)
-    assert step == Step(dispatch=(3, 2))  # (order key, id) order, 1 slot taken
+    assert step == Step(dispatch=(3, 2), soon=(4,))  # (order key, id) order, 1 slot taken
 
 
 def test_rollback_concurrency_percentage_of_rollback_jobs() -> None:
@@ -1077,7 +1079,7 @@ def test_rollback_dispatches_in_every_ring_being_rolled_back() -> None:
         _ring(3, _jobs([4, 5], action="rollback"), "rolling_back"),
     )
     step = advance(_rollout(*rings, state="rolling_back"), NOW)
-    assert step == Step(dispatch=(1, 4, 5))
+    assert step == Step(dispatch=(1, 4, 5), soon=(2,))
 
 
 def test_rollback_waits_for_active_jobs() -> None:
@@ -1382,3 +1384,19 @@ def test_rollback_dispatch_stays_within_capacity(rollout: RolloutView, now: date
     if step.rollout_state is not None:
         assert step.rollout_state in ("rolled_back", "halted")
         assert step.dispatch == ()
+
+
+def test_jobs_next_in_line_are_named_soon() -> None:
+    """Beyond capacity, the next jobs of the current order key (at most
+    NEXT_IN_LINE) are named so their agents poll sooner; none while a window
+    is closed, none of a later order key."""
+    jobs = [*_jobs(range(1, 200)), *_jobs([500], order_key=1)]
+    step = advance(_rollout(_ring(1, jobs, "running", _policy("10"))), NOW)
+    assert step.dispatch == tuple(range(1, 11))
+    assert step.soon == tuple(range(11, 11 + NEXT_IN_LINE))
+    closed = _ring(1, jobs, "running", _policy("10", schedule=ALWAYS_CLOSED))
+    assert advance(_rollout(closed), NOW).soon == ()
+    later = [*_finished("succeeded", [1]), *_jobs([2]), *_jobs([3, 4], order_key=1)]
+    assert advance(_rollout(_ring(1, later, "running", _policy("1"))), NOW).soon == ()
+    paused = _rollout(_ring(1, jobs, "running", _policy("10")), state="paused")
+    assert advance(paused, NOW).soon == ()

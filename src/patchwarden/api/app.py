@@ -86,11 +86,12 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
     routers = [
         m.router
         for m in (
+            # Agents' polls are most of the traffic: their routes match first.
+            agent_jobs,
+            agent_protocol,
             auth,
             users,
             agents,
-            agent_protocol,
-            agent_jobs,
             assets,
             groups,
             imports,

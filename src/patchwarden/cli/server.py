@@ -53,8 +53,15 @@ def serve(
         Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS.")
     ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request (agents poll every minute: a line per agent per minute).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the server (API, web UI, background upkeep)."""
+    """Run the server (API, web UI, background upkeep, rollout engine)."""
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise ConfigError("give both --ssl-certfile and --ssl-keyfile, or neither")
     settings = get_settings()
@@ -64,6 +71,7 @@ def serve(
         "port": port or settings.port,
         "log_level": "info",
         "proxy_headers": True,
+        "access_log": access_log,
         "ssl_certfile": str(ssl_certfile) if ssl_certfile else None,
         "ssl_keyfile": str(ssl_keyfile) if ssl_keyfile else None,
     }

@@ -66,6 +66,9 @@ RING_STATES: Final = (
     "rolled_back",
 )
 _LIMIT_RE = re.compile(r"([0-9]{1,6})(%?)")
+# How many waiting jobs per ring are told to poll sooner: enough to refill a
+# wave quickly, few enough that their polls stay a small share of the load.
+NEXT_IN_LINE: Final = 100
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,14 @@ class Step:
     rings: tuple[RingChange, ...] = ()
     rollout_state: str | None = None
     reason: str = ""
+    # Pending jobs next in line (at most NEXT_IN_LINE): their agents are asked
+    # to poll sooner, so a freed slot is taken quickly without the whole
+    # fleet polling fast.
+    soon: tuple[int, ...] = ()
 
     @property
     def changes_anything(self) -> bool:
+        """Whether the stored state moves (`soon` is advice, not state)."""
         return bool(self.dispatch or self.time_out or self.rings or self.rollout_state)
 
 
@@ -177,6 +185,7 @@ class _Plan:
     rings: dict[int, RingChange] = field(default_factory=dict)
     rollout_state: str | None = None
     reason: str = ""
+    soon: list[int] = field(default_factory=list)
 
     def state_of(self, job: JobView) -> str:
         return "timed_out" if job.id in self.time_out else job.state
@@ -194,6 +203,7 @@ class _Plan:
             tuple(self.rings.values()),
             self.rollout_state,
             self.reason,
+            tuple(self.soon),
         )
 
 
@@ -297,8 +307,16 @@ def _dispatch(
         (job.order_key for job in jobs if states[job.id] not in FINISHED_JOB_STATES), default=0
     )
     per_site = Counter(job.site for job in active if job.site)
-    for job in sorted(pending, key=lambda j: (j.order_key, j.id)):
-        if capacity <= 0 or (use_order and job.order_key != first_key):
+    queue = sorted(pending, key=lambda j: (j.order_key, j.id))
+    for position, job in enumerate(queue):
+        if use_order and job.order_key != first_key:
+            break
+        if capacity <= 0:
+            plan.soon.extend(
+                j.id
+                for j in queue[position : position + NEXT_IN_LINE]
+                if not use_order or j.order_key == first_key
+            )
             break
         limit = ring.policy.site_limit
         if limit is not None and job.site and per_site[job.site] >= limit:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from patchwarden.errors import Conflict, InvalidInput, NotFound
@@ -16,6 +16,7 @@ from patchwarden.protocol.jobs import MAX_LOG, result_problems
 from patchwarden.protocol.v1 import PROTOCOL_VERSION
 from patchwarden.rollouts.engine import FINISHED_ROLLOUT_STATES
 from patchwarden.services import audit
+from patchwarden.services.agents import AgentIdentity
 from patchwarden.services.job_signing import JobSigner
 from patchwarden.storage.tables import Agent, Rollout, RolloutJob, utcnow
 
@@ -24,6 +25,8 @@ DELIVERABLE_STATES: Final = ("dispatched", "running")
 # the agent began: the true state of the host is always worth recording.
 RESULT_STATES: Final = ("dispatched", "running", "timed_out", "cancelled")
 MAX_KEPT: Final = 1000
+# The stored row or just its ids (the poll path never loads the row).
+AgentLike = Agent | AgentIdentity
 STATUS_TO_STATE: Final = {
     "succeeded": "succeeded",
     "failed": "failed",
@@ -56,22 +59,27 @@ class Outlook:
     waiting: bool
 
 
+_OUTLOOK = (
+    select(RolloutJob.state, RolloutJob.hot, Rollout.state)
+    .join(Rollout, Rollout.id == RolloutJob.rollout_id)
+    .where(
+        RolloutJob.asset_id == bindparam("asset_id"),
+        RolloutJob.state.in_(("pending", *DELIVERABLE_STATES)),
+    )
+)
+
+
 def outlook(session: Session, asset_id: int) -> Outlook:
-    """One indexed query; the common answer (nothing) costs no more. Agents
-    whose job waits for its wave are asked to poll sooner, so waves follow
-    each other quickly while the rest of the fleet keeps the normal interval."""
-    rows = session.execute(
-        select(RolloutJob.state, Rollout.state)
-        .join(Rollout, Rollout.id == RolloutJob.rollout_id)
-        .where(
-            RolloutJob.asset_id == asset_id,
-            RolloutJob.state.in_(("pending", *DELIVERABLE_STATES)),
-        )
-    ).all()
+    """One indexed query (built once: polls are the hottest path of the server).
+    Agents whose job is next in line for its wave are asked to poll sooner, so
+    a freed slot is taken quickly while the rest of the fleet keeps the normal
+    interval."""
+    rows = session.execute(_OUTLOOK, {"asset_id": asset_id}).all()
     return Outlook(
-        deliverable=any(job in DELIVERABLE_STATES for job, _ in rows),
+        deliverable=any(job in DELIVERABLE_STATES for job, _, _ in rows),
         waiting=any(
-            job == "pending" and rollout in ("running", "rolling_back") for job, rollout in rows
+            job == "pending" and hot and rollout in ("running", "rolling_back")
+            for job, hot, rollout in rows
         ),
     )
 
@@ -141,7 +149,7 @@ def envelopes(
     return [signer.envelope(job_document(job, rollout)) for job, rollout in jobs]
 
 
-def _own_job(session: Session, agent: Agent, job_id: int) -> RolloutJob:
+def _own_job(session: Session, agent: AgentLike, job_id: int) -> RolloutJob:
     job = session.execute(
         select(RolloutJob).where(RolloutJob.id == job_id).with_for_update()
     ).scalar_one_or_none()
@@ -151,7 +159,7 @@ def _own_job(session: Session, agent: Agent, job_id: int) -> RolloutJob:
     return job
 
 
-def start(session: Session, agent: Agent, job_id: int, attempt: int) -> str:
+def start(session: Session, agent: AgentLike, job_id: int, attempt: int) -> str:
     """The agent begins the job: dispatched -> running. A cancelled job is refused."""
     job = _own_job(session, agent, job_id)
     if attempt != job.attempt:
@@ -171,7 +179,7 @@ def start(session: Session, agent: Agent, job_id: int, attempt: int) -> str:
     return job.state
 
 
-def record_result(session: Session, agent: Agent, job_id: int, result: dict[str, Any]) -> bool:
+def record_result(session: Session, agent: AgentLike, job_id: int, result: dict[str, Any]) -> bool:
     """Store the first result of the job's attempt; True when it was a repeat."""
     problems = result_problems(result)
     if problems:

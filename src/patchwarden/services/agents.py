@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from patchwarden.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
@@ -170,14 +170,32 @@ def _why_token_refused(session: Session, token_hash: str, now: datetime) -> str:
     return "enrolment token has expired; create a new one"
 
 
-def authenticate_agent(session: Session, credential: str) -> Agent:
-    agent = session.execute(
-        select(Agent).where(Agent.credential_hash == hash_secret(credential))
-    ).scalar_one_or_none()
-    if agent is None:
+@dataclass(frozen=True)
+class AgentIdentity:
+    """Who an agent credential belongs to: enough for the job endpoints."""
+
+    id: int
+    asset_id: int
+
+
+# Built once: every agent poll runs it.
+_IDENTITY = select(Agent.id, Agent.asset_id, Agent.revoked_at).where(
+    Agent.credential_hash == bindparam("credential_hash")
+)
+
+
+def identify_agent(session: Session, credential: str) -> AgentIdentity:
+    row = session.execute(_IDENTITY, {"credential_hash": hash_secret(credential)}).first()
+    if row is None:
         raise AuthenticationFailed("unknown agent credential")
-    if agent.revoked_at is not None:
+    if row.revoked_at is not None:
         raise PermissionDenied("this agent has been revoked; re-enrol it with a new token")
+    return AgentIdentity(row.id, row.asset_id)
+
+
+def authenticate_agent(session: Session, credential: str) -> Agent:
+    agent = session.get(Agent, identify_agent(session, credential).id)
+    assert agent is not None  # found a moment ago in the same transaction
     return agent
 
 

@@ -697,6 +697,13 @@ def tick_rollout(session: Session, rollout_id: int, now: datetime | None = None)
         return engine.Step()
     view, rings = _view(session, rollout)
     step = engine.advance(view, now)
+    if step.soon:
+        session.execute(
+            update(RolloutJob)
+            .where(RolloutJob.id.in_(step.soon), RolloutJob.hot.is_(False))
+            .values(hot=True)
+            .execution_options(synchronize_session=False)
+        )
     if step.changes_anything:
         _apply(session, rollout, rings, step, now)
     return step

@@ -777,6 +777,8 @@ class RolloutJob(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result_recorded_at: Mapped[datetime | None]
     smoke_failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Next in line for its wave (rollouts.engine Step.soon): its agent polls sooner.
+    hot: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str] = mapped_column(Text, default="")
 
 

@@ -84,7 +84,7 @@ def _poll(
 ) -> PollOut:
     # Strangers are refused before their body is parsed.
     with database.reading() as session:
-        agent = agents.authenticate_agent(session, credential)
+        agent = agents.identify_agent(session, credential)
         body = _parse(PollIn, raw)
         if body.asset_id != agent.asset_id:
             raise PermissionDenied("this credential belongs to another asset")
@@ -95,7 +95,7 @@ def _poll(
     envelopes: list[dict[str, Any]] = []
     if outlook.deliverable:  # only then a write: counting the delivery
         with database.transaction() as session:
-            agent = agents.authenticate_agent(session, credential)
+            agent = agents.identify_agent(session, credential)
             jobs = agent_jobs.pending_jobs(session, agent.asset_id)
             envelopes = agent_jobs.envelopes(session, signer, jobs)
     return PollOut(jobs=envelopes, release=release, poll_interval=interval)
@@ -116,7 +116,7 @@ async def poll(
 
 def _start(database: Database, credential: str, job_id: int, raw: bytes) -> StartOut:
     with database.transaction() as session:
-        agent = agents.authenticate_agent(session, credential)
+        agent = agents.identify_agent(session, credential)
         body = _parse(StartIn, raw)
         return StartOut(status=agent_jobs.start(session, agent, job_id, body.attempt))
 
@@ -133,7 +133,7 @@ async def start_job(
 
 def _result(database: Database, credential: str, job_id: int, raw: bytes) -> ResultOut:
     with database.transaction() as session:
-        agent = agents.authenticate_agent(session, credential)
+        agent = agents.identify_agent(session, credential)
         try:
             body = json.loads(raw)
         except ValueError:
@@ -158,6 +158,6 @@ async def job_result(
 def signing_key(request: Request, database: DbDep, credential: AgentCredential) -> SigningKeyOut:
     """The public key that signs this server's jobs (agents pin it)."""
     with database.reading() as session:
-        agents.authenticate_agent(session, credential)
+        agents.identify_agent(session, credential)
     signer = _signer(request)
     return SigningKeyOut(key_id=signer.key_id, public_key=signer.public_key_b64)

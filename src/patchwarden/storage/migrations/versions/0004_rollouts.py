@@ -120,6 +120,7 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("smoke_failed", sa.Boolean(), nullable=False),
+        sa.Column("hot", sa.Boolean(), nullable=False),
         sa.Column("error", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["asset_id"],
