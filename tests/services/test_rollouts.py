@@ -293,6 +293,26 @@ def test_a_failed_smoke_test_halts_before_the_pilot_ring(fleet: Fleet) -> None:
     assert fleet.poll("pilot-1") == []
 
 
+def test_the_approval_dossier_shows_the_rings_results(fleet: Fleet) -> None:
+    rollout_id = fleet.create()
+    fleet.start(rollout_id)
+    fleet.tick()
+    fleet.run("lab-1", status="rolled_back", smoke_tests=[{"name": "t", "ok": False, "detail": ""}])
+    fleet.tick()
+    with transaction(fleet.factory) as session:
+        results = approvals.dossier(session, fleet.patch)["test_results"]
+    assert results == [
+        {
+            "rollout_id": rollout_id,
+            "rollout": "hello 2.0",
+            "state": "halted",
+            "rings": [
+                {"ring": "lab", "state": "failed", "jobs": {"rolled_back": 1}, "smoke_failures": 1}
+            ],
+        }
+    ]
+
+
 def test_the_gate_holds_a_smoke_failure_even_when_errors_are_allowed(fleet: Fleet) -> None:
     rollout_id = fleet.create(fleet.spec(max_errors="5"))
     fleet.start(rollout_id)

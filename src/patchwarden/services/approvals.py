@@ -30,6 +30,9 @@ from patchwarden.storage.tables import (
     AssetPatch,
     Patch,
     PolicySetting,
+    Rollout,
+    RolloutJob,
+    RolloutRing,
     RuleDecision,
     utcnow,
 )
@@ -201,7 +204,7 @@ def ensure_deployable(session: Session, patch_id: int, group_id: int | None) -> 
 
 def dossier(session: Session, patch_id: int) -> dict[str, Any]:
     """What an approver reads: what the patch fixes, its risk, where it goes, the
-    decisions so far. Test-ring results join here once rollouts record them."""
+    decisions so far, and how it did in the rings of rollouts that carried it."""
     patch = get_patch(session, patch_id)
     summary = patch_summary(session, patch)
     info = vulnerability_info(session, summary["closes"])
@@ -217,8 +220,42 @@ def dossier(session: Session, patch_id: int) -> dict[str, Any]:
         for v in sorted(info.values(), key=lambda v: -(v.cvss_score or 0.0))
     ]
     summary["approval"] = approval_view(session, patch)
-    summary["test_results"] = []  # filled by rollouts' test rings
+    summary["test_results"] = ring_results(session, patch.id)
     return summary
+
+
+def ring_results(session: Session, patch_id: int) -> list[dict[str, Any]]:
+    """Per rollout that carried the patch and per ring it reached: the ring's
+    state and its install jobs' outcomes, newest rollout first."""
+    carrying = [
+        rollout
+        for rollout in session.execute(select(Rollout).order_by(Rollout.id.desc())).scalars()
+        if patch_id in rollout.patch_ids
+    ]
+    results = []
+    for rollout in carrying:
+        rows = session.execute(
+            select(RolloutRing.name, RolloutRing.state, RolloutJob.state, RolloutJob.smoke_failed)
+            .join(RolloutJob, RolloutJob.ring_id == RolloutRing.id)
+            .where(RolloutRing.rollout_id == rollout.id, RolloutJob.action == "install")
+            .order_by(RolloutRing.position)
+        ).all()
+        rings: dict[str, dict[str, Any]] = {}
+        for ring, ring_state, job_state, smoke_failed in rows:
+            entry = rings.setdefault(
+                ring, {"ring": ring, "state": ring_state, "jobs": {}, "smoke_failures": 0}
+            )
+            entry["jobs"][job_state] = entry["jobs"].get(job_state, 0) + 1
+            entry["smoke_failures"] += int(smoke_failed)
+        results.append(
+            {
+                "rollout_id": rollout.id,
+                "rollout": rollout.name,
+                "state": rollout.state,
+                "rings": [r for r in rings.values() if r["state"] != "pending"],
+            }
+        )
+    return results
 
 
 # --- auto-approval rules ----------------------------------------------------------------
