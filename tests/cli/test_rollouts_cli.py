@@ -15,7 +15,7 @@ from patchwarden.cli.main import app
 from patchwarden.services import groups
 from patchwarden.storage.db import transaction
 from tests.services.test_findings import deb, new_asset
-from tests.services.test_rollouts import V1, add_patch, approve, offer
+from tests.services.test_rollouts import V1, add_patch, approve, make_agent, offer
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("data_dir")
@@ -53,6 +53,7 @@ def planned() -> dict[str, int]:
     for host in ("lab-1", "prod-1"):
         ids[host] = new_asset(factory, host, [deb("pwt-hello", V1)])
         offer(factory, ids[host], patch)
+        make_agent(factory, ids[host])
         with transaction(factory) as session:
             groups.create_static(session, "test", host.split("-")[0], [ids[host]])
     return {"patch": patch, **ids}

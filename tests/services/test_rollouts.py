@@ -433,6 +433,33 @@ def test_an_asset_in_two_rings_is_patched_in_the_first(fleet: Fleet) -> None:
     assert [j["hostname"] for j in view["rings"][1]["jobs"]] == ["pilot-1", "pilot-2"]
 
 
+def test_assets_without_an_agent_are_skipped_and_shown(fleet: Fleet) -> None:
+    ssh_only = new_asset(fleet.factory, "ssh-1", [deb("pwt-hello", V1)])
+    offer(fleet.factory, ssh_only, fleet.patch)
+    with transaction(fleet.factory) as session:
+        groups.add_members(session, OPERATOR, "lab", [ssh_only])
+        revoked = session.get(Agent, fleet.agents[fleet.assets["prod-3"]].id)
+        assert revoked is not None
+        revoked.revoked_at = datetime.now(UTC)
+    view = fleet.show(fleet.create())
+    assert view["skipped_assets"] == [
+        {"asset_id": ssh_only, "hostname": "ssh-1", "reason": "no active agent"},
+        {"asset_id": fleet.assets["prod-3"], "hostname": "prod-3", "reason": "no active agent"},
+    ]
+    hosts = [j["hostname"] for r in view["rings"] for j in r["jobs"]]
+    assert hosts == ["lab-1", "pilot-1", "pilot-2", "prod-1", "prod-2"]
+
+
+def test_partial_job_options_keep_the_other_defaults(fleet: Fleet) -> None:
+    spec = replace(fleet.spec(), job_options={"pre_checks": {"min_free_mb": 1024}})
+    options = fleet.show(fleet.create(spec))["job_options"]
+    assert options["pre_checks"] == {
+        "min_free_mb": 1024,
+        "check_lock": True,
+        "refuse_pending_reboot": False,
+    }
+
+
 def test_concurrency_order_and_sites(fleet: Fleet) -> None:
     with transaction(fleet.factory) as session:
         groups.create_static(session, OPERATOR, "db", [fleet.assets["prod-3"]])

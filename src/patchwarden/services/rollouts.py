@@ -33,6 +33,7 @@ from patchwarden.services.approvals import Actor
 from patchwarden.services.patches import get_patch
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import (
+    Agent,
     Asset,
     AssetPatch,
     Patch,
@@ -106,6 +107,9 @@ def job_options(options: dict[str, Any]) -> dict[str, Any]:
             f"valid: {', '.join(sorted(JOB_OPTION_KEYS))}"
         )
     merged = {**DEFAULT_JOB_OPTIONS, **options}
+    for nested in ("pre_checks", "retry"):  # a partial setting keeps the other defaults
+        if isinstance(options.get(nested), dict):
+            merged[nested] = {**DEFAULT_JOB_OPTIONS[nested], **options[nested]}
     sample = {
         "protocol": 1,
         "job_id": 1,
@@ -197,6 +201,32 @@ def _targets_by_asset(
     return found
 
 
+def _with_agents(
+    session: Session, asset_ids: list[int], skipped: list[dict[str, Any]]
+) -> list[int]:
+    """The assets an agent can patch; the others are noted in `skipped` (no job
+    would ever be picked up for them)."""
+    if not asset_ids:
+        return []
+    covered: set[int] = set()
+    for start in range(0, len(asset_ids), 500):
+        chunk = asset_ids[start : start + 500]
+        covered.update(
+            session.execute(
+                select(Agent.asset_id).where(Agent.asset_id.in_(chunk), Agent.revoked_at.is_(None))
+            ).scalars()
+        )
+    for start in range(0, len(asset_ids), 500):
+        chunk = [a for a in asset_ids[start : start + 500] if a not in covered]
+        if chunk:
+            rows = session.execute(select(Asset.id, Asset.hostname).where(Asset.id.in_(chunk)))
+            skipped.extend(
+                {"asset_id": asset_id, "hostname": hostname, "reason": "no active agent"}
+                for asset_id, hostname in rows
+            )
+    return [a for a in asset_ids if a in covered]
+
+
 def create(session: Session, actor: str, spec: RolloutSpec) -> int:
     """Plan a rollout in state draft; returns its id."""
     _check_spec(spec)
@@ -219,6 +249,7 @@ def create(session: Session, actor: str, spec: RolloutSpec) -> int:
     session.add(rollout)
     session.flush()
     assigned: set[int] = set()
+    skipped: list[dict[str, Any]] = []
     jobs = 0
     for position, (ring_spec, group) in enumerate(zip(spec.rings, ring_groups, strict=True)):
         order = [groups.get(session, name) for name in ring_spec.order_groups]
@@ -243,6 +274,7 @@ def create(session: Session, actor: str, spec: RolloutSpec) -> int:
         session.flush()
         members = [a for a in groups.members(session, group) if a not in assigned]
         assigned.update(members)
+        members = _with_agents(session, members, skipped)
         order_sets = [set(groups.members(session, g)) for g in order]
         needs = _targets_by_asset(session, patches, members)
         regions: dict[int, str | None] = {}
@@ -274,7 +306,9 @@ def create(session: Session, actor: str, spec: RolloutSpec) -> int:
     if not jobs:
         raise InvalidInput(
             "no asset in the rings' groups needs these patches (nothing to roll out)"
+            + (f"; {len(skipped)} asset(s) have no active agent" if skipped else "")
         )
+    rollout.skipped_assets = skipped
     session.flush()
     audit.record(
         session,
@@ -287,6 +321,7 @@ def create(session: Session, actor: str, spec: RolloutSpec) -> int:
             "patches": list(spec.patch_ids),
             "rings": [f"{r.name}={g.name}" for r, g in zip(spec.rings, ring_groups, strict=True)],
             "jobs": jobs,
+            "skipped_assets": len(skipped),
             "emergency": spec.emergency,
         },
     )
@@ -765,6 +800,7 @@ def _summary(rollout: Rollout) -> dict[str, Any]:
         "emergency_approved_by": rollout.emergency_approved_by,
         "halt_reason": rollout.halt_reason,
         "patch_ids": list(rollout.patch_ids),
+        "skipped_assets": list(rollout.skipped_assets),
         "created_by": rollout.created_by,
         "created_at": _iso(rollout.created_at),
         "started_at": _iso(rollout.started_at),

@@ -696,6 +696,8 @@ class Rollout(Base):
     # draft | running | paused | halted | completed | aborted | rolling_back | rolled_back
     state: Mapped[str] = mapped_column(String(16), index=True)
     patch_ids: Mapped[list[Any]] = mapped_column(default=list)
+    # Assets of the rings' groups that no job can reach: [{asset_id, hostname, reason}]
+    skipped_assets: Mapped[list[Any]] = mapped_column(default=list)
     # What every job of the rollout carries: reboot policy, smoke tests, hooks, retries.
     job_options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     job_timeout_seconds: Mapped[int] = mapped_column(Integer, default=3600)

@@ -63,6 +63,7 @@ class RolloutSummaryOut(BaseModel):
     emergency_approved_by: str | None
     halt_reason: str
     patch_ids: list[int]
+    skipped_assets: list[dict[str, Any]]
     created_by: str
     created_at: str | None
     started_at: str | None

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("patch_ids", sa.JSON(), nullable=False),
+        sa.Column("skipped_assets", sa.JSON(), nullable=False),
         sa.Column("job_options", sa.JSON(), nullable=False),
         sa.Column("job_timeout_seconds", sa.Integer(), nullable=False),
         sa.Column("emergency", sa.Boolean(), nullable=False),
