@@ -185,3 +185,11 @@ def test_windows_next_in_local_and_utc_time(planned: dict[str, int]) -> None:
                                "0 2 * * *", "--duration", "60", "--timezone", "Nowhere/City")  # fmt: skip
     ok("windows", "clear", "--group", "lab")
     assert json.loads(ok("windows", "show", "--group", "lab"))["windows"] == []
+
+
+def test_watch_follows_a_rollout_until_it_finishes(planned: dict[str, int]) -> None:
+    rollout_id = create(planned["patch"])
+    ok("rollouts", "abort", str(rollout_id))
+    out = ok("rollouts", "watch", str(rollout_id), "--interval", "0.2")
+    assert f"rollout {rollout_id}" in out and "aborted" in out and "lab-1" in out
+    assert "rollout 999 not found" in fails("rollouts", "watch", "999")

@@ -331,6 +331,15 @@ def render(view: dict[str, Any]) -> RichGroup:
         f"  {view['halt_reason']}" if view["halt_reason"] else "",
     )
     parts: list[Any] = [title]
+    if view["skipped_assets"]:
+        hosts = ", ".join(a["hostname"] for a in view["skipped_assets"][:10])
+        more = len(view["skipped_assets"]) - 10
+        parts.append(
+            Text(
+                f"skipped (no active agent): {hosts}" + (f" and {more} more" if more > 0 else ""),
+                style="yellow",
+            )
+        )
     for ring in view["rings"]:
         counts = ", ".join(f"{k} {v}" for k, v in ring["counts"].items() if v)
         table = Table(
