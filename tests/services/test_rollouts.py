@@ -653,3 +653,38 @@ def test_jobs_without_a_result_time_out(fleet: Fleet) -> None:
         agent = fleet.agents[fleet.assets["lab-1"]]
         assert agent_jobs.record_result(session, agent, job_id, result) is False
     assert fleet.show(rollout_id)["rings"][0]["jobs"][0]["state"] == "succeeded"
+
+
+def test_a_result_between_reading_and_applying_drops_the_stale_step(fleet: Fleet) -> None:
+    """The engine reads, decides, then applies in a separate write transaction.
+    A result that lands in between (here: just as the job times out) must not
+    let the stale decision (a timeout, hence a halt) through."""
+    rollout_id = fleet.create(replace(fleet.spec(), job_timeout_seconds=600))
+    fleet.start(rollout_id)
+    now = datetime.now(UTC)
+    fleet.tick(now)
+    late = now + timedelta(seconds=601)
+    with transaction(fleet.factory) as session:
+        planned = rollouts._plan(session, rollout_id, late)
+    assert planned is not None and len(planned.step.time_out) == 1
+    assert planned.step.rollout_state == "halted"
+    fleet.run("lab-1")  # the agent's result arrives now
+    with pytest.raises(rollouts._Stale), transaction(fleet.factory) as session:
+        rollouts._apply(session, planned, late)
+    fleet.tick(late)
+    view = fleet.show(rollout_id)
+    assert view["state"] == "running" and states(view)["lab"] == "passed"
+    assert view["rings"][0]["jobs"][0]["state"] == "succeeded"
+
+
+def test_a_person_s_move_between_reading_and_applying_wins(fleet: Fleet) -> None:
+    rollout_id = fleet.create()
+    fleet.start(rollout_id)
+    with transaction(fleet.factory) as session:
+        planned = rollouts._plan(session, rollout_id, datetime.now(UTC))
+    assert planned is not None and planned.step.dispatch
+    with transaction(fleet.factory) as session:
+        rollouts.pause(session, OPERATOR, rollout_id)
+    with pytest.raises(rollouts._Stale), transaction(fleet.factory) as session:
+        rollouts._apply(session, planned, datetime.now(UTC))
+    assert fleet.poll("lab-1") == []  # nothing was dispatched

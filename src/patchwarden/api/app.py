@@ -148,7 +148,9 @@ async def _engine_loop(database: Database, settings: Settings) -> None:
     one process at a time does the work; the others find the lock taken)."""
     while True:
         try:
-            await run_in_threadpool(rollout_engine.tick, database.factory)
+            await run_in_threadpool(
+                rollout_engine.tick, database.factory, None, database.read_factory
+            )
         except Exception:  # keep the loop alive; the next round retries
             log.exception("rollout engine round failed")
         await asyncio.sleep(settings.rollout_tick_seconds)

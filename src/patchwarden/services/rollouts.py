@@ -31,7 +31,7 @@ from patchwarden.services import approvals, audit, groups
 from patchwarden.services import windows as schedules
 from patchwarden.services.approvals import Actor
 from patchwarden.services.patches import get_patch
-from patchwarden.storage.db import transaction
+from patchwarden.storage.db import make_session_factory, transaction
 from patchwarden.storage.tables import (
     Agent,
     Asset,
@@ -605,12 +605,14 @@ def _policy(ring: RolloutRing, group_schedules: dict[int, Schedule]) -> engine.R
 _SETTLED_RINGS: Final = frozenset({"passed", "cancelled", "rolled_back"})
 
 
-def _view(session: Session, rollout: Rollout) -> tuple[engine.RolloutView, list[RolloutRing]]:
+def _view(session: Session, rollout: Rollout) -> tuple[engine.RolloutView, set[int]]:
+    """The rollout as the engine sees it, and which of its jobs are already hot."""
     rings = _rings(session, rollout.id)
     group_schedules = schedules.schedules(session, "group")
     asset_schedules = schedules.schedules(session, "asset")
     live = [ring.id for ring in rings if ring.state not in _SETTLED_RINGS]
     jobs: dict[int, list[engine.JobView]] = {ring.id: [] for ring in rings}
+    hot: set[int] = set()
     if live:
         rows = session.execute(
             select(
@@ -624,9 +626,12 @@ def _view(session: Session, rollout: Rollout) -> tuple[engine.RolloutView, list[
                 RolloutJob.dispatched_at,
                 RolloutJob.finished_at,
                 RolloutJob.smoke_failed,
+                RolloutJob.hot,
             ).where(RolloutJob.rollout_id == rollout.id, RolloutJob.ring_id.in_(live))
         )
         for row in rows:
+            if row.hot:
+                hot.add(row.id)
             jobs[row.ring_id].append(
                 engine.JobView(
                     id=row.id,
@@ -659,34 +664,79 @@ def _view(session: Session, rollout: Rollout) -> tuple[engine.RolloutView, list[
         job_timeout=timedelta(seconds=rollout.job_timeout_seconds),
         emergency=rollout.emergency and rollout.emergency_approved_by is not None,
     )
-    return view, rings
+    return view, hot
 
 
 ENGINE_ACTOR: Final = "system:rollout-engine"
 
 
-def _apply(
-    session: Session, rollout: Rollout, rings: list[RolloutRing], step: engine.Step, now: datetime
-) -> None:
-    if step.time_out:
+class _Stale(Exception):
+    """The rollout moved between reading it and applying the step: drop the
+    step, the next round decides again from what is stored then."""
+
+
+@dataclass(frozen=True)
+class _Planned:
+    rollout_id: int
+    state: str
+    updated_at: datetime
+    step: engine.Step
+    new_hot: tuple[int, ...]
+
+
+def _plan(session: Session, rollout_id: int, now: datetime) -> _Planned | None:
+    """Read the rollout and ask the engine (no locks, no writes)."""
+    rollout = session.get(Rollout, rollout_id)
+    if rollout is None or rollout.state not in engine.LIVE_ROLLOUT_STATES:
+        return None
+    view, hot = _view(session, rollout)
+    step = engine.advance(view, now)
+    new_hot = tuple(job_id for job_id in step.soon if job_id not in hot)
+    return _Planned(rollout.id, rollout.state, rollout.updated_at, step, new_hot)
+
+
+def _guarded(session: Session, ids: tuple[int, ...], states: Iterable[str], **values: Any) -> None:
+    """Move exactly these jobs out of `states`, or none (_Stale)."""
+    result = session.execute(
+        update(RolloutJob)
+        .where(RolloutJob.id.in_(ids), RolloutJob.state.in_(tuple(states)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != len(ids):  # type: ignore[attr-defined]
+        raise _Stale
+
+
+def _apply(session: Session, planned: _Planned, now: datetime) -> None:
+    """Apply a planned step in the caller's write transaction, if the rollout
+    is still as it was read: a person's move or another process's round in
+    between bumps `updated_at`, and a job that changed under a guarded
+    update makes the counts differ; either way nothing is applied."""
+    rollout = _load(session, planned.rollout_id, lock=True)
+    if rollout.state != planned.state or rollout.updated_at != planned.updated_at:
+        raise _Stale
+    step = planned.step
+    if planned.new_hot:
         session.execute(
             update(RolloutJob)
-            .where(RolloutJob.id.in_(step.time_out), RolloutJob.state.in_(engine.ACTIVE_JOB_STATES))
-            .values(
-                state="timed_out",
-                finished_at=now,
-                error=f"no result within the job timeout ({rollout.job_timeout_seconds} s)",
-            )
+            .where(RolloutJob.id.in_(planned.new_hot))
+            .values(hot=True)
             .execution_options(synchronize_session=False)
+        )
+    if not step.changes_anything:
+        return
+    if step.time_out:
+        _guarded(
+            session,
+            step.time_out,
+            engine.ACTIVE_JOB_STATES,
+            state="timed_out",
+            finished_at=now,
+            error=f"no result within the job timeout ({rollout.job_timeout_seconds} s)",
         )
     if step.dispatch:
-        session.execute(
-            update(RolloutJob)
-            .where(RolloutJob.id.in_(step.dispatch), RolloutJob.state == "pending")
-            .values(state="dispatched", dispatched_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    by_id = {ring.id: ring for ring in rings}
+        _guarded(session, step.dispatch, ("pending",), state="dispatched", dispatched_at=now)
+    by_id = {ring.id: ring for ring in _rings(session, rollout.id)}
     for change in step.rings:
         ring = by_id[change.ring_id]
         before = ring.state
@@ -721,52 +771,50 @@ def _apply(
             f"rollout.{step.rollout_state}",
             {"reason": step.reason},
         )
+    rollout.updated_at = now
     session.flush()
 
 
-def tick_rollout(session: Session, rollout_id: int, now: datetime | None = None) -> engine.Step:
-    """One engine step for one rollout, applied in the caller's transaction."""
-    now = now or utcnow()
-    rollout = _load(session, rollout_id, lock=True)
-    if rollout.state not in engine.LIVE_ROLLOUT_STATES:
-        return engine.Step()
-    view, rings = _view(session, rollout)
-    step = engine.advance(view, now)
-    if step.soon:
-        session.execute(
-            update(RolloutJob)
-            .where(RolloutJob.id.in_(step.soon), RolloutJob.hot.is_(False))
-            .values(hot=True)
-            .execution_options(synchronize_session=False)
-        )
-    if step.changes_anything:
-        _apply(session, rollout, rings, step, now)
-    return step
-
-
-def tick(factory: sessionmaker[Session], now: datetime | None = None) -> int:
+def tick(
+    factory: sessionmaker[Session],
+    now: datetime | None = None,
+    read_factory: sessionmaker[Session] | None = None,
+) -> int:
     """One engine round over every live rollout; returns how many changed.
-    On PostgreSQL one server process at a time runs it (the others skip)."""
-    changed = 0
-    with transaction(factory) as session:
+
+    Each rollout is read and decided in a read-only unit of work, then applied
+    in a short write transaction (on SQLite the write lock is not held while
+    thousands of jobs are read). On PostgreSQL a try-lock lets one server
+    process at a time do the reading; the others skip the round."""
+    now = now or utcnow()
+    read_factory = read_factory or make_session_factory(factory.kw["bind"], read_only=True)
+    with transaction(read_factory) as session:
         if session.get_bind().dialect.name == "postgresql":
             locked = session.execute(
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ENGINE_LOCK_KEY}
             ).scalar()
             if not locked:
                 return 0
-        ids = (
-            session.execute(
+        planned = [
+            plan
+            for rollout_id in session.execute(
                 select(Rollout.id)
                 .where(Rollout.state.in_(engine.LIVE_ROLLOUT_STATES))
                 .order_by(Rollout.id)
-            )
-            .scalars()
-            .all()
-        )
-        for rollout_id in ids:
-            if tick_rollout(session, rollout_id, now).changes_anything:
-                changed += 1
+            ).scalars()
+            if (plan := _plan(session, rollout_id, now)) is not None
+        ]
+    changed = 0
+    for plan in planned:
+        if not (plan.step.changes_anything or plan.new_hot):
+            continue
+        try:
+            with transaction(factory) as session:
+                _apply(session, plan, now)
+        except _Stale:
+            log.debug("rollout %d changed while its step was decided; next round", plan.rollout_id)
+            continue
+        changed += plan.step.changes_anything
     return changed
 
 
