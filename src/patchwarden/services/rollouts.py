@@ -5,9 +5,10 @@ the first ring whose group holds the asset) and refuses patches that may not
 go to a ring's group. `start`, `pause`, `resume`, `abort`, `rollback`,
 `sign_off` and `approve_emergency` are the people's moves, each audited.
 `tick` is the engine's round: it reads every live rollout, asks the pure
-`rollouts.engine.advance` what happens next and applies the answer with
-guarded updates in one transaction, so a server killed at any moment resumes
-where the database says it was, with no job dispatched twice.
+`rollouts.engine.advance` what happens next, and applies each answer in one
+short transaction with guarded updates (dropped when the rollout moved in
+between), so a server killed at any moment resumes where the database says
+it was, with no job dispatched twice.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from patchwarden.storage.tables import (
 
 log = logging.getLogger(__name__)
 
-ENGINE_LOCK_KEY: Final = 0x50570002  # pg advisory lock: one engine round at a time
+ENGINE_LOCK_KEY: Final = 0x50570002  # pg advisory lock: one process reads a round at a time
 RING_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_RINGS: Final = 20
 MAX_PATCHES: Final = 500
@@ -204,8 +205,8 @@ def _targets_by_asset(
 def _with_agents(
     session: Session, asset_ids: list[int], skipped: list[dict[str, Any]]
 ) -> list[int]:
-    """The assets an agent can patch; the others are noted in `skipped` (no job
-    would ever be picked up for them)."""
+    """The assets (needing a patch) an agent can patch; the others are noted
+    in `skipped`, since no job for them would ever be picked up."""
     if not asset_ids:
         return []
     covered: set[int] = set()
@@ -274,9 +275,10 @@ def create(session: Session, actor: str, spec: RolloutSpec) -> int:
         session.flush()
         members = [a for a in groups.members(session, group) if a not in assigned]
         assigned.update(members)
-        members = _with_agents(session, members, skipped)
         order_sets = [set(groups.members(session, g)) for g in order]
         needs = _targets_by_asset(session, patches, members)
+        reachable = set(_with_agents(session, sorted(needs), skipped))
+        needs = {asset_id: found for asset_id, found in needs.items() if asset_id in reachable}
         regions: dict[int, str | None] = {}
         if needs:
             rows = session.execute(select(Asset.id, Asset.region).where(Asset.id.in_(list(needs))))
