@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool
 
 from patchwarden.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# One lock per SQLite engine for this process's writers (see _writer_lock).
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Pool, threading.RLock] = weakref.WeakKeyDictionary()
 READ_ONLY_OPTION = "patchwarden_read_only"
 
 
@@ -72,10 +77,28 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
     return sessionmaker(bind, expire_on_commit=False)
 
 
+def _writer_lock(factory: sessionmaker[Session]) -> AbstractContextManager[object]:
+    """SQLite has one writer at a time. Writers of this process queue on a
+    lock of their own before they take a pooled connection: a writer waiting
+    in SQLite's busy handler sleeps in steps of up to 100 ms and holds its
+    connection meanwhile, so under load polls would wait for connections and
+    writers for naps. Other processes still queue on the busy timeout."""
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "sqlite":
+        return nullcontext()
+    if bind.get_execution_options().get(READ_ONLY_OPTION):
+        return nullcontext()
+    # Keyed by the pool, which an engine shares with its copies with options.
+    lock = _WRITER_LOCKS.get(bind.pool)
+    if lock is None:
+        lock = _WRITER_LOCKS.setdefault(bind.pool, threading.RLock())
+    return lock
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
-    with factory() as session, session.begin():
+    with _writer_lock(factory), factory() as session, session.begin():
         yield session
 
 
