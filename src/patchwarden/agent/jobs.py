@@ -44,7 +44,7 @@ from patchwarden.agent.journal import Journal
 from patchwarden.agent.pkgmgr import PackageManager, PackageManagerError, Target, backend, detect
 from patchwarden.agent.smoke import CommandOutcome, run_argv, run_smoke_test
 from patchwarden.agent.state import write_atomic
-from patchwarden.protocol.jobs import MAX_LOG
+from patchwarden.protocol.jobs import MAX_LOG, STEPS
 from patchwarden.protocol.v1 import PROTOCOL_VERSION
 
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
@@ -358,16 +358,7 @@ class JobExecutor:
 
     # -- the steps -------------------------------------------------------------------
 
-    STEPS = (
-        "pre_check",
-        "snapshot",
-        "pre_hook",
-        "install",
-        "reboot",
-        "smoke_test",
-        "post_hook",
-        "verify_versions",
-    )
+    STEPS = STEPS  # the protocol's order of steps
 
     def _drive(self, run: _Run, start: str) -> Dict[str, Any]:
         try:

@@ -92,8 +92,8 @@ ACTIONS = ("install", "rollback")
 REBOOT_POLICIES = ("never", "if_required", "always")
 SMOKE_KINDS = ("command", "systemd", "http", "tcp", "script")
 RESULT_STATUSES = ("succeeded", "failed", "rolled_back", "rollback_failed", "refused")
-PHASES = (
-    "verify",
+# The steps of a job, in order; a result's phase is one of them or one of PHASES.
+STEPS = (
     "pre_check",
     "snapshot",
     "pre_hook",
@@ -102,9 +102,8 @@ PHASES = (
     "smoke_test",
     "post_hook",
     "verify_versions",
-    "rollback",
-    "done",
 )
+PHASES = ("verify", *STEPS, "rollback", "done")
 PACKAGE_MANAGERS = ("apt", "dnf", "zypper", "apk")
 MAX_LOG = 16 * 1024
 MAX_TARGETS = 500
