@@ -238,14 +238,8 @@ def create(
 
 
 def _move(action: str, rollout_id: int) -> None:
-    moves = {
-        "start": rollouts.start,
-        "pause": rollouts.pause,
-        "resume": rollouts.resume,
-        "abort": rollouts.abort,
-    }
     with report_errors(), transaction(session_factory()) as session:
-        moves[action](session, cli_actor(), rollout_id)
+        rollouts.MOVES[action](session, cli_actor(), rollout_id)
         state = rollouts.list_one(session, rollout_id)["state"]
     typer.echo(f"rollout {rollout_id}: {state}")
 

@@ -436,6 +436,10 @@ def abort(session: Session, actor: str, rollout_id: int) -> None:
     _set_state(session, actor, rollout, "aborted", "rollout.abort", {"cancelled_jobs": cancelled})
 
 
+# The moves that only change a rollout's state, by the name the API and CLI use.
+MOVES: Final = {"start": start, "pause": pause, "resume": resume, "abort": abort}
+
+
 def _rollback_job(job: RolloutJob) -> tuple[list[dict[str, Any]], list[str]]:
     """What undoes an install job: the versions from before, and packages it added."""
     result = job.result or {}

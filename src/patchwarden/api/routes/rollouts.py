@@ -224,14 +224,8 @@ def move_rollout(
     database: DbDep,
 ) -> RolloutSummaryOut:
     """start (draft), pause (running), resume (paused), abort (not finished)."""
-    moves = {
-        "start": rollouts.start,
-        "pause": rollouts.pause,
-        "resume": rollouts.resume,
-        "abort": rollouts.abort,
-    }
     with database.transaction() as session:
-        moves[action](session, principal.actor, rollout_id)
+        rollouts.MOVES[action](session, principal.actor, rollout_id)
         return RolloutSummaryOut(**rollouts.list_one(session, rollout_id))
 
 
