@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from patchwarden.matching.index import AdvisoryIndex
 from patchwarden.prioritize.risk import RiskScore, RiskWeights
 from patchwarden.prioritize.sla import sla_status
 from patchwarden.services.priorities import AssetContext, ScoringContext
-from patchwarden.storage.bulk import insert_findings
+from patchwarden.storage.bulk import FindingWriter
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import Advisory as AdvisoryRow
 from patchwarden.storage.tables import (
@@ -283,20 +282,31 @@ def lowest_version(platform: str, installed: set[str]) -> str:
         return min(installed)
 
 
+# The driver's own cursor, not SQLAlchemy's rows: an asset has thousands of
+# packages and a fleet's first match reads millions (SQLAlchemy's row objects
+# cost as much as the query). The text is a constant; only the id is a parameter.
+_CURRENT_PACKAGES = (
+    "SELECT ecosystem, name, version, arch, source_name, source_version, status"
+    " FROM installed_packages WHERE asset_id = {mark} AND removed_at IS NULL"
+)
+
+
+def _current_rows(session: Session, asset_id: int) -> list[tuple[Any, ...]]:
+    """An asset's current packages as plain tuples in InstalledPackage's order
+    (equal to, and hashing like, the InstalledPackage of the same values)."""
+    connection = session.connection()
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    raw: Any = connection.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_CURRENT_PACKAGES.format(mark=mark), (asset_id,))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def current_packages(session: Session, asset_id: int) -> list[InstalledPackage]:
-    # Core, not ORM: an asset has thousands of rows and this runs per recomputation.
-    rows = session.connection().execute(
-        select(
-            PackageRow.ecosystem,
-            PackageRow.name,
-            PackageRow.version,
-            PackageRow.arch,
-            PackageRow.source_name,
-            PackageRow.source_version,
-            PackageRow.status,
-        ).where(PackageRow.asset_id == asset_id, PackageRow.removed_at.is_(None))
-    )
-    return list(map(InstalledPackage._make, rows.all()))
+    return list(map(InstalledPackage._make, _current_rows(session, asset_id)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,10 +332,7 @@ def package_findings(
     """An asset's findings by key. Each (platform, package) is matched and grouped
     once per process and feed generation: fleets repeat the same packages, so an
     asset costs one dictionary lookup per package."""
-    generation, templates = cache.get(_TEMPLATES_SLOT, (None, None))
-    if templates is None or generation != (id(index), index.generation):
-        templates = {}
-        cache[_TEMPLATES_SLOT] = ((id(index), index.generation), templates)
+    templates = _templates(index, cache)
     grouped: dict[FindingKey, PackageFinding] = {}
     for package in packages:
         found = templates.get((platform, package))
@@ -338,6 +345,17 @@ def package_findings(
             prior = grouped.get(key)
             grouped[key] = template if prior is None else _merge(prior, template)
     return grouped
+
+
+def _templates(
+    index: AdvisoryIndex, cache: dict[Any, Any]
+) -> dict[tuple[str | None, InstalledPackage], tuple[PackageFinding, ...]]:
+    """The per-package findings memo for this index (a new index starts it over)."""
+    generation, templates = cache.get(_TEMPLATES_SLOT, (None, None))
+    if templates is None or generation != (id(index), index.generation):
+        templates = {}
+        cache[_TEMPLATES_SLOT] = ((id(index), index.generation), templates)
+    return templates  # type: ignore[no-any-return]
 
 
 def _package_templates(
@@ -413,9 +431,14 @@ def recompute_asset(
     now: datetime | None = None,
     cache: dict[Any, Any] | None = None,
     scoring: ScoringContext | None = None,
+    rows_memo: dict[Any, Any] | None = None,
 ) -> RecomputeResult:
     """Match the asset's current packages and bring its findings up to date with
-    bulk writes: new findings opened, vanished ones fixed, returning ones reopened."""
+    bulk writes: new findings opened, vanished ones fixed, returning ones reopened.
+
+    `rows_memo` (one per batch, all of whose assets share `now`) keeps the encoded
+    rows of each package's findings per asset context: an asset's first match then
+    costs a dictionary lookup per package and a tuple per finding."""
     now = now or utcnow()
     cache = {} if cache is None else cache
     scoring = scoring or ScoringContext.load(session)
@@ -423,26 +446,154 @@ def recompute_asset(
     if asset is None:
         raise NotFound(f"asset {asset_id} not found")
     platform = platform_of_os(asset.os_id, asset.os_version_id)
-    packages = current_packages(session, asset_id)
-    grouped = package_findings(index, platform, packages, cache)
-    source_names = {(p.ecosystem, p.name, p.arch): p.source_name for p in packages}
+    packages = _current_rows(session, asset_id)
     existing = {
         (row.ecosystem, row.package_name, row.package_arch, row.vulnerability_id): row
         for row in session.connection().execute(
             select(*_FINDING_STATE).where(Finding.asset_id == asset_id)
         )
     }
-    vulnerabilities = scoring.vulnerabilities
-    missing = {k[3] for k in grouped if k[3] not in vulnerabilities}
-    if missing:
-        vulnerabilities.update(vulnerability_info(session, missing))
     context = AssetContext(
         asset.id, asset.criticality, asset.internet_facing, asset.data_sensitivity
     )
+    writer = FindingWriter(session)
+    first = (
+        _first_match_rows(
+            session, index, platform, packages, cache, scoring, context, now, writer, rows_memo
+        )
+        if not existing
+        else None
+    )
+    if first is not None:
+        writer.write(first)
+        result = RecomputeResult(assets=1, opened=len(first), open_total=len(first))
+    else:
+        installed = list(map(InstalledPackage._make, packages))
+        result = _rematch(
+            session, installed, existing, index, platform, cache, scoring, context, now, writer
+        )
+    asset.findings_dirty = False
+    asset.patches_dirty = True  # the findings each patch closes may have changed
+    session.flush()
+    return result
+
+
+def _first_match_rows(
+    session: Session,
+    index: AdvisoryIndex,
+    platform: str | None,
+    packages: Sequence[tuple[Any, ...]],
+    cache: dict[Any, Any],
+    scoring: ScoringContext,
+    context: AssetContext,
+    now: datetime,
+    writer: FindingWriter,
+    rows_memo: dict[Any, Any] | None,
+) -> list[tuple[Any, ...]] | None:
+    """The encoded rows of an asset that has no findings yet, or None when two
+    installed versions share a finding's identity (they merge: the general path)."""
+    templates = _templates(index, cache)
+    memo = {} if rows_memo is None else rows_memo
+    policy = scoring.sla_for(context.asset_id)
+    context_key = (
+        context.criticality,
+        context.internet_facing,
+        context.data_sensitivity,
+        id(policy),
+    )
+    vulnerable: list[tuple[InstalledPackage, tuple[PackageFinding, ...]]] = []
+    for row in packages:
+        found = templates.get((platform, row))  # type: ignore[arg-type]
+        if found is None:
+            package = InstalledPackage._make(row)
+            found = templates[(platform, package)] = _package_templates(
+                index, platform, package, cache
+            )
+        if found:
+            vulnerable.append((InstalledPackage._make(row), found))
+    if len({(p.ecosystem, p.name, p.arch) for p, _ in vulnerable}) < len(vulnerable):
+        return None
+    rows: list[tuple[Any, ...]] = []
+    asset_id = context.asset_id
+    for package, found in vulnerable:
+        entry = memo.get((id(found), context_key))
+        if entry is None or entry[0] is not found:
+            entry = memo[(id(found), context_key)] = (
+                found,
+                _encoded_suffixes(session, package, found, scoring, context, now, writer),
+            )
+        rows.extend([(asset_id, *suffix) for suffix in entry[1]])
+    return rows
+
+
+def _encoded_suffixes(
+    session: Session,
+    package: InstalledPackage,
+    found: tuple[PackageFinding, ...],
+    scoring: ScoringContext,
+    context: AssetContext,
+    now: datetime,
+    writer: FindingWriter,
+) -> tuple[tuple[Any, ...], ...]:
+    """A package's new findings as encoded rows without their asset id."""
+    vulnerabilities = _vulnerability_details(session, scoring, (f.vulnerability_id for f in found))
+    stamp = writer.stamp(now)
+    out = []
+    for f in found:
+        vuln = vulnerabilities[f.vulnerability_id]
+        out.append(
+            (
+                package.ecosystem,
+                package.name,
+                package.arch,
+                f.vulnerability_id,
+                "open",
+                stamp,
+                None,
+                f.installed_version,
+                package.source_name,
+                writer.advisories(f.advisory_ids),
+                f.fixed_version,
+                f.platform,
+                scoring.risk(vuln, context).score,
+                writer.stamp(scoring.due(vuln, context, now).due),
+            )
+        )
+    return tuple(out)
+
+
+def _vulnerability_details(
+    session: Session, scoring: ScoringContext, ids: Iterable[str]
+) -> dict[str, VulnerabilityInfo]:
+    """Scoring's vulnerability memo, filled from the database where it lacks ids."""
+    vulnerabilities = scoring.vulnerabilities
+    missing = {v for v in ids if v not in vulnerabilities}
+    if missing:
+        vulnerabilities.update(vulnerability_info(session, missing))
+    return vulnerabilities
+
+
+def _rematch(
+    session: Session,
+    packages: Sequence[InstalledPackage],
+    existing: dict[FindingKey, Any],
+    index: AdvisoryIndex,
+    platform: str | None,
+    cache: dict[Any, Any],
+    scoring: ScoringContext,
+    context: AssetContext,
+    now: datetime,
+    writer: FindingWriter,
+) -> RecomputeResult:
+    """Compare what matching says now with the asset's stored findings and write
+    only the differences."""
+    grouped = package_findings(index, platform, packages, cache)
+    source_names = {(p.ecosystem, p.name, p.arch): p.source_name for p in packages}
+    vulnerabilities = _vulnerability_details(session, scoring, (k[3] for k in grouped))
+    asset_id = context.asset_id
     result = RecomputeResult(assets=1)
     inserts: list[tuple[Any, ...]] = []
     updates: list[dict[str, Any]] = []
-    as_json: dict[tuple[str, ...], str] = {}
     for key, found in grouped.items():
         vuln = vulnerabilities[key[3]]
         source_name = source_names[key[:3]]
@@ -450,30 +601,29 @@ def recompute_asset(
         old = existing.get(key)
         if old is None:
             inserts.append(
-                (
-                    asset_id,
-                    *key,
-                    "open",
-                    now,
-                    None,
-                    found.installed_version,
-                    source_name,
-                    found.advisory_ids,
-                    found.fixed_version,
-                    found.platform,
-                    risk,
-                    scoring.due(vuln, context, now).due,
+                writer.encode(
+                    (
+                        asset_id,
+                        *key,
+                        "open",
+                        now,
+                        None,
+                        found.installed_version,
+                        source_name,
+                        found.advisory_ids,
+                        found.fixed_version,
+                        found.platform,
+                        risk,
+                        scoring.due(vuln, context, now).due,
+                    )
                 )
             )
             continue
         due = scoring.due(vuln, context, old.first_seen_at).due
-        advisory_json = as_json.get(found.advisory_ids)
-        if advisory_json is None:
-            advisory_json = as_json[found.advisory_ids] = json.dumps(list(found.advisory_ids))
         computed = (
             found.installed_version,
             source_name,
-            advisory_json,
+            writer.advisories(found.advisory_ids),
             found.fixed_version,
             found.platform,
             risk,
@@ -501,15 +651,12 @@ def recompute_asset(
             updates.append({"id": old.id, "status": "fixed", "fixed_at": now})
             result.fixed += 1
     result.opened = len(inserts)
-    insert_findings(session, inserts)
+    writer.write(inserts)
     if updates:
         session.execute(update(Finding), updates)
     result.open_total = sum(
         1 for k in grouped if k not in existing or existing[k].status in ("open", "fixed")
     )
-    asset.findings_dirty = False
-    asset.patches_dirty = True  # the findings each patch closes may have changed
-    session.flush()
     return result
 
 
@@ -539,16 +686,6 @@ def mark_assets_for_names(session: Session, names: Iterable[tuple[str, str]]) ->
             )
         ).scalars()
         marked.update(holders)
-    # Findings already open for those names may need closing too (advisory withdrawn).
-    for start in range(0, len(by_name), CHUNK):
-        chunk = by_name[start : start + CHUNK]
-        marked.update(
-            session.execute(
-                select(Finding.asset_id)
-                .distinct()
-                .where(or_(Finding.package_name.in_(chunk), Finding.source_name.in_(chunk)))
-            ).scalars()
-        )
     ids = sorted(marked)
     for start in range(0, len(ids), CHUNK):
         session.execute(
@@ -598,6 +735,10 @@ def recompute_dirty(
     """Recompute every dirty asset (or `limit` of them), `batch` per transaction."""
     total = RecomputeResult()
     scoring: ScoringContext | None = None  # loaded once: its memos serve the whole run
+    # One instant for the run (it takes a minute at most on a large fleet): due
+    # dates and encoded rows memoise across all of its assets.
+    now = utcnow()
+    rows_memo: dict[Any, Any] = {}
     while limit is None or total.assets < limit:
         with transaction(factory) as session:
             index = INDEX_CACHE.get(session)
@@ -618,10 +759,15 @@ def recompute_dirty(
             )
             if not ids:
                 break
-            now = utcnow()  # one instant per batch: due dates memoise across its assets
             for asset_id in ids:
                 one = recompute_asset(
-                    session, asset_id, index, now=now, cache=cache, scoring=scoring
+                    session,
+                    asset_id,
+                    index,
+                    now=now,
+                    cache=cache,
+                    scoring=scoring,
+                    rows_memo=rows_memo,
                 )
                 for name in ("assets", "opened", "fixed", "reopened", "updated", "open_total"):
                     setattr(total, name, getattr(total, name) + getattr(one, name))

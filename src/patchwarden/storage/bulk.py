@@ -95,85 +95,80 @@ FINDING_COLUMNS = (
 )
 
 
-def insert_findings(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
-    """New findings, as tuples in FINDING_COLUMNS order (advisory ids as a tuple):
-    PostgreSQL COPY, SQLite executemany (a fleet's first match writes millions)."""
-    if not rows:
-        return
-    connection = session.connection()
-    columns = ", ".join(FINDING_COLUMNS)
-    advisories_at = FINDING_COLUMNS.index("advisory_ids")
-    as_json: dict[tuple[str, ...], str] = {}  # a handful of distinct advisory lists per asset
+class FindingWriter:
+    """Writes new findings in bulk: PostgreSQL COPY, SQLite executemany (a fleet's
+    first match writes millions). Values are encoded once, as the database keeps
+    them, so that callers can memoise encoded rows: findings of one instant share
+    a few distinct time stamps and advisory lists."""
 
-    def advisory_json(ids: tuple[str, ...]) -> str:
-        text = as_json.get(ids)
+    def __init__(self, session: Session) -> None:
+        self._connection = session.connection()
+        self.postgres = self._connection.dialect.name == "postgresql"
+        self._stamps: dict[datetime, str] = {}
+        self._json: dict[tuple[str, ...], str] = {}
+
+    def stamp(self, value: datetime | None) -> Any:
+        if value is None or self.postgres:
+            return value
+        text = self._stamps.get(value)
         if text is None:
-            text = as_json[ids] = json.dumps(list(ids))
-        return text
-
-    if connection.dialect.name == "postgresql":
-        raw: Any = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY findings ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(
-                    (
-                        *row[:advisories_at],
-                        advisory_json(row[advisories_at]),
-                        *row[advisories_at + 1 :],
-                    )
-                )
-        return
-
-    stamps: dict[datetime, str] = {}  # findings of one batch share a few distinct instants
-
-    def stamp(value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        text = stamps.get(value)
-        if text is None:
-            text = stamps[value] = (
+            # The text form SQLAlchemy's DateTime type writes to SQLite (naive UTC).
+            text = self._stamps[value] = (
                 value.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
             )
         return text
 
-    values = [
-        (
+    def advisories(self, ids: tuple[str, ...]) -> str:
+        text = self._json.get(ids)
+        if text is None:
+            text = self._json[ids] = json.dumps(list(ids))
+        return text
+
+    def encode(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A row in FINDING_COLUMNS order, with datetimes and advisory ids (a tuple)."""
+        (asset_id, ecosystem, name, arch, vulnerability_id, status, first_seen_at, fixed_at,
+         installed_version, source_name, advisory_ids, fixed_version, platform, risk_score,
+         due_at) = row  # fmt: skip
+        return (
             asset_id,
             ecosystem,
             name,
             arch,
             vulnerability_id,
             status,
-            stamp(first_seen_at),
-            stamp(fixed_at),
+            self.stamp(first_seen_at),
+            self.stamp(fixed_at),
             installed_version,
             source_name,
-            advisory_json(advisory_ids),
+            self.advisories(advisory_ids),
             fixed_version,
             platform,
             risk_score,
-            stamp(due_at),
+            self.stamp(due_at),
         )
-        for (
-            asset_id,
-            ecosystem,
-            name,
-            arch,
-            vulnerability_id,
-            status,
-            first_seen_at,
-            fixed_at,
-            installed_version,
-            source_name,
-            advisory_ids,
-            fixed_version,
-            platform,
-            risk_score,
-            due_at,
-        ) in rows
-    ]
-    placeholders = ", ".join("?" * len(FINDING_COLUMNS))
-    connection.exec_driver_sql(
-        f"INSERT INTO findings ({columns}) VALUES ({placeholders})",  # noqa: S608 - constants
-        values,
-    )
+
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Rows already encoded (see encode), in FINDING_COLUMNS order."""
+        if not rows:
+            return
+        columns = ", ".join(FINDING_COLUMNS)
+        if self.postgres:
+            raw: Any = self._connection.connection.driver_connection
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(f"COPY findings ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return
+        placeholders = ", ".join("?" * len(FINDING_COLUMNS))
+        self._connection.exec_driver_sql(
+            f"INSERT INTO findings ({columns}) VALUES ({placeholders})",  # noqa: S608 - constants
+            rows,
+        )
+
+
+def insert_findings(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
+    """New findings, as tuples in FINDING_COLUMNS order (advisory ids as a tuple)."""
+    writer = FindingWriter(session)
+    writer.write([writer.encode(row) for row in rows])
