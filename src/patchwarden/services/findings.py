@@ -522,7 +522,7 @@ def _first_match_rows(
                 found,
                 _encoded_suffixes(session, package, found, scoring, context, now, writer),
             )
-        rows.extend([(asset_id, *suffix) for suffix in entry[1]])
+        rows.extend([writer.row(asset_id, suffix) for suffix in entry[1]])
     return rows
 
 
@@ -534,29 +534,30 @@ def _encoded_suffixes(
     context: AssetContext,
     now: datetime,
     writer: FindingWriter,
-) -> tuple[tuple[Any, ...], ...]:
-    """A package's new findings as encoded rows without their asset id."""
+) -> tuple[Any, ...]:
+    """A package's new findings, encoded without their asset id."""
     vulnerabilities = _vulnerability_details(session, scoring, (f.vulnerability_id for f in found))
-    stamp = writer.stamp(now)
     out = []
     for f in found:
         vuln = vulnerabilities[f.vulnerability_id]
         out.append(
-            (
-                package.ecosystem,
-                package.name,
-                package.arch,
-                f.vulnerability_id,
-                "open",
-                stamp,
-                None,
-                f.installed_version,
-                package.source_name,
-                writer.advisories(f.advisory_ids),
-                f.fixed_version,
-                f.platform,
-                scoring.risk(vuln, context).score,
-                writer.stamp(scoring.due(vuln, context, now).due),
+            writer.encode_suffix(
+                (
+                    package.ecosystem,
+                    package.name,
+                    package.arch,
+                    f.vulnerability_id,
+                    "open",
+                    now,
+                    None,
+                    f.installed_version,
+                    package.source_name,
+                    f.advisory_ids,
+                    f.fixed_version,
+                    f.platform,
+                    scoring.risk(vuln, context).score,
+                    scoring.due(vuln, context, now).due,
+                )
             )
         )
     return tuple(out)
@@ -623,7 +624,7 @@ def _rematch(
         computed = (
             found.installed_version,
             source_name,
-            writer.advisories(found.advisory_ids),
+            writer.advisories_json(found.advisory_ids),
             found.fixed_version,
             found.platform,
             risk,

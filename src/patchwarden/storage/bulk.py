@@ -95,11 +95,17 @@ FINDING_COLUMNS = (
 )
 
 
+# COPY's text format: backslash, tab, newline and carriage return are escaped; \N is NULL.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
 class FindingWriter:
     """Writes new findings in bulk: PostgreSQL COPY, SQLite executemany (a fleet's
-    first match writes millions). Values are encoded once, as the database keeps
-    them, so that callers can memoise encoded rows: findings of one instant share
-    a few distinct time stamps and advisory lists."""
+    first match writes millions).
+
+    Rows are encoded once, as the database takes them (a COPY text line, or a
+    tuple of SQLite values), so that callers can memoise the encoded part that
+    assets share: everything but the asset id (`encode_suffix`, then `row`)."""
 
     def __init__(self, session: Session) -> None:
         self._connection = session.connection()
@@ -107,48 +113,67 @@ class FindingWriter:
         self._stamps: dict[datetime, str] = {}
         self._json: dict[tuple[str, ...], str] = {}
 
-    def stamp(self, value: datetime | None) -> Any:
-        if value is None or self.postgres:
-            return value
+    def _stamp(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
         text = self._stamps.get(value)
         if text is None:
-            # The text form SQLAlchemy's DateTime type writes to SQLite (naive UTC).
+            utc = value.astimezone(UTC)
             text = self._stamps[value] = (
-                value.astimezone(UTC).replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
+                utc.isoformat(sep=" ")
+                if self.postgres
+                # The text form SQLAlchemy's DateTime type writes to SQLite (naive UTC).
+                else utc.replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
             )
         return text
 
-    def advisories(self, ids: tuple[str, ...]) -> str:
+    def advisories_json(self, ids: tuple[str, ...]) -> str:
         text = self._json.get(ids)
         if text is None:
             text = self._json[ids] = json.dumps(list(ids))
         return text
 
-    def encode(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        """A row in FINDING_COLUMNS order, with datetimes and advisory ids (a tuple)."""
-        (asset_id, ecosystem, name, arch, vulnerability_id, status, first_seen_at, fixed_at,
+    def encode_suffix(self, values: tuple[Any, ...]) -> Any:
+        """FINDING_COLUMNS after asset_id, with datetimes and advisory ids (a tuple)."""
+        (ecosystem, name, arch, vulnerability_id, status, first_seen_at, fixed_at,
          installed_version, source_name, advisory_ids, fixed_version, platform, risk_score,
-         due_at) = row  # fmt: skip
-        return (
-            asset_id,
+         due_at) = values  # fmt: skip
+        encoded = (
             ecosystem,
             name,
             arch,
             vulnerability_id,
             status,
-            self.stamp(first_seen_at),
-            self.stamp(fixed_at),
+            self._stamp(first_seen_at),
+            self._stamp(fixed_at),
             installed_version,
             source_name,
-            self.advisories(advisory_ids),
+            self.advisories_json(advisory_ids),
             fixed_version,
             platform,
             risk_score,
-            self.stamp(due_at),
+            self._stamp(due_at),
+        )
+        if not self.postgres:
+            return encoded
+        return "\t".join(
+            "\\N"
+            if v is None
+            else repr(v)
+            if isinstance(v, float)
+            else str(v).translate(_COPY_ESCAPES)
+            for v in encoded
         )
 
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Rows already encoded (see encode), in FINDING_COLUMNS order."""
+    def row(self, asset_id: int, suffix: Any) -> Any:
+        return f"{asset_id}\t{suffix}\n" if self.postgres else (asset_id, *suffix)
+
+    def encode(self, row: tuple[Any, ...]) -> Any:
+        """A whole row in FINDING_COLUMNS order."""
+        return self.row(row[0], self.encode_suffix(row[1:]))
+
+    def write(self, rows: Sequence[Any]) -> None:
+        """Rows encoded by `encode` or `row`."""
         if not rows:
             return
         columns = ", ".join(FINDING_COLUMNS)
@@ -158,8 +183,8 @@ class FindingWriter:
                 raw.cursor() as cursor,
                 cursor.copy(f"COPY findings ({columns}) FROM STDIN") as copy,
             ):
-                for row in rows:
-                    copy.write_row(row)
+                for start in range(0, len(rows), 10_000):
+                    copy.write("".join(rows[start : start + 10_000]))
             return
         placeholders = ", ".join("?" * len(FINDING_COLUMNS))
         self._connection.exec_driver_sql(
