@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     rollout_tick_seconds: float = Field(default=2.0, ge=0.05, le=300)
     # Seconds the server suggests to agents between two job polls.
     job_poll_seconds: int = Field(default=60, ge=1, le=3600)
+    # Threads of each server process that recompute findings on PostgreSQL
+    # (SQLite has one writer: one thread there).
+    recompute_workers: int = Field(default=2, ge=1, le=32)
 
     @field_validator("environment")
     @classmethod

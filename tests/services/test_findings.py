@@ -606,3 +606,37 @@ def test_rematching_an_unchanged_asset_writes_nothing(
         first.findings_dirty = True
     result = findings.recompute_dirty(session_factory)
     assert (result.assets, result.opened, result.updated, result.fixed) == (1, 0, 0, 0)
+
+
+def test_two_installed_versions_of_one_package_share_each_finding(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # rpm keeps several kernels under one name; any package manager may report
+    # two versions of a name mid-upgrade. One finding per vulnerability names
+    # the lowest installed version.
+    import_debian(session_factory, tmp_path)
+    asset = new_asset(
+        session_factory, "two-ssl", [libssl("1.1.1n-0+deb11u3"), libssl("1.1.1n-0+deb11u1")]
+    )
+    findings.recompute_dirty(session_factory)
+    found = all_findings(session_factory, asset)
+    assert {f.installed_version for f in found.values()} == {"1.1.1n-0+deb11u1"}
+    assert set(found) == {("libssl1.1", "CVE-2022-2068")} | {
+        ("libssl1.1", cve) for cve in OPENSSL_CVES
+    }
+
+
+def test_workers_share_one_run_and_keep_to_its_limit(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    import_debian(session_factory, tmp_path)
+    ids = [new_asset(session_factory, f"deb-{i}", DEBIAN_PACKAGES) for i in range(7)]
+    first = findings.recompute_dirty(session_factory, limit=3, batch=2, workers=2)
+    assert (first.assets, first.opened) == (3, 3 * 8)
+    assert sum(not is_dirty(session_factory, i) for i in ids) == 3
+    rest = findings.recompute_dirty(session_factory, batch=2, workers=2)
+    assert (rest.assets, rest.opened) == (4, 4 * 8)
+    assert {frozenset(statuses(session_factory, i).items()) for i in ids} == {
+        frozenset(statuses(session_factory, ids[0]).items())
+    }
+    assert len(statuses(session_factory, ids[0])) == 8

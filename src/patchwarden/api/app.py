@@ -128,7 +128,11 @@ def create_app(settings: Settings, engine: Engine, *, run_upkeep: bool = True) -
 
 def upkeep_once(database: Database, settings: Settings) -> int:
     """One upkeep round (services.upkeep); returns how many assets went stale."""
-    done = upkeep.run_once(database.factory, timedelta(seconds=settings.stale_after_seconds))
+    done = upkeep.run_once(
+        database.factory,
+        timedelta(seconds=settings.stale_after_seconds),
+        recompute_workers=settings.recompute_workers,
+    )
     return done.stale
 
 

@@ -172,13 +172,18 @@ def findings_top(fmt: FormatOpt = Format.TABLE, limit: int = 20) -> None:
 
 
 @findings_app.command("recompute")
-def findings_recompute(all_assets: Annotated[bool, typer.Option("--all")] = False) -> None:
+def findings_recompute(
+    all_assets: Annotated[bool, typer.Option("--all")] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="Threads sharing the work (PostgreSQL only).")
+    ] = 2,
+) -> None:
     """Recompute findings of changed assets now (--all: of every asset)."""
     factory = session_factory()
     if all_assets:
         with transaction(factory) as session:
             findings.mark_all_assets(session)
-    result = findings.recompute_dirty(factory)
+    result = findings.recompute_dirty(factory, workers=workers)
     print_json(result.__dict__)
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import gc
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -731,48 +732,89 @@ def mark_all_assets(session: Session) -> None:
 
 
 def recompute_dirty(
-    factory: sessionmaker[Session], limit: int | None = None, batch: int = 50
+    factory: sessionmaker[Session], limit: int | None = None, batch: int = 50, workers: int = 1
 ) -> RecomputeResult:
-    """Recompute every dirty asset (or `limit` of them), `batch` per transaction."""
-    total = RecomputeResult()
+    """Recompute every dirty asset (or `limit` of them), `batch` per transaction.
+
+    On PostgreSQL `workers` threads share the run, each with its own connection:
+    while one waits for the server to take its rows, another matches. SQLite has
+    one writer at a time, so there the run keeps to one."""
+    run = _RecomputeRun(limit, batch)
+    with factory() as session:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+    if workers <= 1 or sqlite:
+        run.work(factory)
+        return run.total
+    with ThreadPoolExecutor(workers, thread_name_prefix="recompute") as pool:
+        for done in [pool.submit(run.work, factory) for _ in range(workers)]:
+            done.result()
+    return run.total
+
+
+@dataclass
+class _RecomputeRun:
+    """What the workers of one recomputation run share."""
+
+    limit: int | None
+    batch: int
+    # One instant for the run (a minute at most on a large fleet): due dates and
+    # encoded rows memoise across all of its assets.
+    now: datetime = field(default_factory=utcnow)
+    rows_memo: dict[Any, Any] = field(default_factory=dict)
+    total: RecomputeResult = field(default_factory=RecomputeResult)
     scoring: ScoringContext | None = None  # loaded once: its memos serve the whole run
-    # One instant for the run (it takes a minute at most on a large fleet): due
-    # dates and encoded rows memoise across all of its assets.
-    now = utcnow()
-    rows_memo: dict[Any, Any] = {}
-    while limit is None or total.assets < limit:
-        with transaction(factory) as session:
-            index = INDEX_CACHE.get(session)
-            cache = INDEX_CACHE.matches
-            if scoring is None:
-                scoring = ScoringContext.load(session)
-                scoring.vulnerabilities = INDEX_CACHE.vulnerabilities
-                scoring.risks = INDEX_CACHE.risks(scoring.weights)
-            ids = list(
-                session.execute(
-                    select(Asset.id)
-                    .where(Asset.findings_dirty.is_(True))
-                    .order_by(Asset.id)
-                    .limit(batch)
-                    # Several server processes share the work without colliding.
-                    .with_for_update(skip_locked=True)
-                ).scalars()
-            )
-            if not ids:
-                break
-            for asset_id in ids:
-                one = recompute_asset(
-                    session,
-                    asset_id,
-                    index,
-                    now=now,
-                    cache=cache,
-                    scoring=scoring,
-                    rows_memo=rows_memo,
+    claimed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _next_batch_size(self) -> int:
+        with self.lock:
+            size = self.batch if self.limit is None else min(self.batch, self.limit - self.claimed)
+            self.claimed += max(size, 0)
+            return size
+
+    def _scoring(self, session: Session) -> ScoringContext:
+        with self.lock:
+            if self.scoring is None:
+                self.scoring = ScoringContext.load(session)
+                self.scoring.vulnerabilities = INDEX_CACHE.vulnerabilities
+                self.scoring.risks = INDEX_CACHE.risks(self.scoring.weights)
+            return self.scoring
+
+    def work(self, factory: sessionmaker[Session]) -> None:
+        while (size := self._next_batch_size()) > 0:
+            with transaction(factory) as session:
+                index = INDEX_CACHE.get(session)
+                cache = INDEX_CACHE.matches
+                scoring = self._scoring(session)
+                ids = list(
+                    session.execute(
+                        select(Asset.id)
+                        .where(Asset.findings_dirty.is_(True))
+                        .order_by(Asset.id)
+                        .limit(size)
+                        # Workers and server processes share the work without colliding.
+                        .with_for_update(skip_locked=True)
+                    ).scalars()
                 )
-                for name in ("assets", "opened", "fixed", "reopened", "updated", "open_total"):
-                    setattr(total, name, getattr(total, name) + getattr(one, name))
-    return total
+                if not ids:
+                    return
+                for asset_id in ids:
+                    one = recompute_asset(
+                        session,
+                        asset_id,
+                        index,
+                        now=self.now,
+                        cache=cache,
+                        scoring=scoring,
+                        rows_memo=self.rows_memo,
+                    )
+                    with self.lock:
+                        for name in dataclasses.fields(RecomputeResult):
+                            setattr(
+                                self.total,
+                                name.name,
+                                getattr(self.total, name.name) + getattr(one, name.name),
+                            )
 
 
 def ensure_fresh(factory: sessionmaker[Session], asset_id: int) -> None:

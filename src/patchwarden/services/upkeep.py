@@ -45,12 +45,17 @@ def _has_acceptances(session: Session) -> bool:
 
 
 def run_once(
-    factory: sessionmaker[Session], stale_after: timedelta, sync_repositories: bool = True
+    factory: sessionmaker[Session],
+    stale_after: timedelta,
+    sync_repositories: bool = True,
+    recompute_workers: int = 1,
 ) -> UpkeepRound:
     done = UpkeepRound()
     with transaction(factory) as session:
         done.stale = ingest.mark_stale_assets(session, stale_after)
-    done.findings = findings.recompute_dirty(factory, limit=RECOMPUTE_LIMIT).assets
+    done.findings = findings.recompute_dirty(
+        factory, limit=RECOMPUTE_LIMIT, workers=recompute_workers
+    ).assets
     with transaction(factory) as session:
         if _has_acceptances(session):
             if done.findings:
