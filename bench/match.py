@@ -43,6 +43,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 POSTGRES_URL = os.environ.get(
     "PATCHWARDEN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# Threads sharing the full match, as the server runs it (PostgreSQL only: SQLite has
+# one writer).
+WORKERS = 2
+INCREMENTAL_RUNS = 7
 RELEASES = ("9", "10", "11")  # stretch, buster, bullseye: the releases the DSA/DLA data covers best
 FEED_PATHS = [
     SHARED / "debian" / "DSA_list.txt",
@@ -177,7 +181,7 @@ def run(backend: str, assets: int, packages: int, naive_slice: int) -> None:
             session.execute(text("UPDATE assets SET findings_dirty = true"))
 
         started = time.perf_counter()
-        result = findings.recompute_dirty(factory, batch=200)
+        result = findings.recompute_dirty(factory, batch=200, workers=WORKERS)
         full = time.perf_counter() - started
         with transaction(factory) as session:
             written = session.execute(select(func.count()).select_from(Finding)).scalar_one()
@@ -213,13 +217,17 @@ def run(backend: str, assets: int, packages: int, naive_slice: int) -> None:
                 text("UPDATE assets SET findings_dirty = true WHERE id = :a"), {"a": target}
             )
         findings.recompute_dirty(factory)  # warm: index cached as in a running server
-        with transaction(factory) as session:
-            session.execute(
-                text("UPDATE assets SET findings_dirty = true WHERE id = :a"), {"a": target}
-            )
-        started = time.perf_counter()
-        findings.recompute_dirty(factory)
-        incremental = time.perf_counter() - started
+        incremental_runs = []
+        for _ in range(INCREMENTAL_RUNS):
+            with transaction(factory) as session:
+                session.execute(
+                    text("UPDATE assets SET findings_dirty = true WHERE id = :a"), {"a": target}
+                )
+            started = time.perf_counter()
+            findings.recompute_dirty(factory)
+            incremental_runs.append(time.perf_counter() - started)
+        incremental_runs.sort()
+        incremental = incremental_runs[len(incremental_runs) // 2]
 
         # The naive approach on a slice: every row against every range of its name.
         with transaction(factory) as session:
@@ -245,7 +253,10 @@ def run(backend: str, assets: int, packages: int, naive_slice: int) -> None:
         assert naive_count == fast_count, (naive_count, fast_count)
         engine.dispose()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  one changed asset   {incremental * 1000:8.1f} ms  (goal < 50 ms)")
+    print(
+        f"  one changed asset   {incremental * 1000:8.1f} ms  median of {INCREMENTAL_RUNS},"
+        f" slowest {incremental_runs[-1] * 1000:.1f} ms (goal < 50 ms)"
+    )
     print(
         f"  naive, extrapolated {naive:8.1f} s   from {naive_slice} assets -> {naive / full:.1f}x slower than the full match"
         f" end to end, {naive / fast_slice:.1f}x slower than matching alone (goal >= 20x)"
