@@ -52,6 +52,8 @@ FEED_PATHS = [
     SHARED / "debian" / "DSA_list.txt",
     SHARED / "debian" / "DLA_list.txt",
     SHARED / "osv-pypi" / "pypa_advisory_database.jsonl",
+    SHARED / "ubuntu-osv" / "usn_sample.jsonl",
+    SHARED / "alpine-secdb",
     SHARED / "kev" / "known_exploited_vulnerabilities.json",
 ]
 
