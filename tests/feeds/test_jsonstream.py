@@ -41,10 +41,23 @@ def test_members_and_expanded_array_at_any_chunk_size(chunk: int, indent: int | 
         ("pi", None, DOC["pi"]),
         ("flags", None, DOC["flags"]),
         ("text", None, DOC["text"]),
+        ("items", None, []),
         *(("items", i, item) for i, item in enumerate(ITEMS)),
+        ("empty", None, []),
         ("tail", None, {}),
     ]
     assert reader(text, chunk).load() == DOC
+
+
+def test_items_of_one_array_with_the_other_members_as_header() -> None:
+    header: dict[str, object] = {}
+    items = list(reader(json.dumps(DOC), 5).items_of("items", header))
+    assert items == list(enumerate(ITEMS))
+    assert header == {k: v for k, v in DOC.items() if k != "items"} | {"items": []}
+    # A member of that name that is not an array is header, not items.
+    header = {}
+    assert list(reader('{"items": {"a": 1}, "n": 2}').items_of("items", header)) == []
+    assert header == {"items": {"a": 1}, "n": 2}
 
 
 @settings(max_examples=60, deadline=None)

@@ -115,6 +115,13 @@ def test_one_cve(parse_text: Parse) -> None:
     assert parsed.notes == ("NVD CVE API 2.0 data of 2024-08-01T12:00:00.000: 1 CVEs",)
 
 
+def test_a_page_with_no_results_is_a_valid_document(parse_text: Parse) -> None:
+    # What the API answers to a lastModStartDate window in which nothing changed.
+    parsed = parse_text("nvd", response())
+    assert (parsed.records, parsed.rejected) == ((), ())
+    assert parsed.notes == ("NVD CVE API 2.0 data of 2024-08-01T12:00:00.000: 0 CVEs",)
+
+
 def test_rejected_cve_and_bad_entries(parse_text: Parse) -> None:
     rejected = cve(
         "CVE-2020-0001",

@@ -197,9 +197,20 @@ class JsonReader:
             if self._expect(",]") == "]":
                 return
 
+    def items_of(self, array: str, header: dict[str, object]) -> Iterator[tuple[int, object]]:
+        """``(index, item)`` for each item of the member ``array`` of the object that
+        starts here; every other member goes into ``header`` (``array`` too, as an
+        empty list, when it is an array, even an empty one)."""
+        for key, index, value in self.members(expand={array}):
+            if index is None:
+                header[key] = value
+            else:
+                yield index, value
+
     def members(self, expand: Collection[str] = ()) -> Iterator[tuple[str, int | None, object]]:
         """``(key, None, value)`` for each member of the object that starts here;
-        for a key in ``expand`` whose value is an array, ``(key, index, item)`` per item."""
+        for a key in ``expand`` whose value is an array, ``(key, None, [])`` and then
+        ``(key, index, item)`` per item."""
         self._expect("{")
         if self._peek() == "}":
             self._pos += 1
@@ -211,6 +222,7 @@ class JsonReader:
             assert isinstance(key, str)
             self._expect(":")
             if key in expand and self._peek() == "[":
+                yield key, None, []  # the array is there, even when it is empty
                 for index, item in enumerate(self.array_items()):
                     yield key, index, item
             else:

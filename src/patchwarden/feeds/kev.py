@@ -42,11 +42,7 @@ class KevFeed:
                 raise FileRejected("not a KEV catalogue: expected a JSON object")
             header: dict[str, object] = {}
             entries = with_cve = 0
-            for key, index, value in reader.members(expand={"vulnerabilities"}):
-                if index is None:
-                    header[key] = value
-                    continue
-                header.setdefault(key, [])
+            for index, value in reader.items_of("vulnerabilities", header):
                 entries += 1
                 with_cve += isinstance(value, dict) and "cveID" in value
                 where = c.at(f"vulnerabilities[{index}]")

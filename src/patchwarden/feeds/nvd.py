@@ -52,11 +52,7 @@ class NvdFeed:
                 raise FileRejected("not an NVD CVE API 2.0 document: expected a JSON object")
             header: dict[str, object] = {}
             entries = with_cve = 0
-            for key, index, value in reader.members(expand={"vulnerabilities"}):
-                if index is None:
-                    header[key] = value
-                    continue
-                header.setdefault(key, [])
+            for index, value in reader.items_of("vulnerabilities", header):
                 entries += 1
                 where = c.at(f"vulnerabilities[{index}]")
                 cve = value.get("cve") if isinstance(value, dict) else None
