@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Text, cast, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden import versions
@@ -295,12 +296,17 @@ _CURRENT_PACKAGES = (
 def _current_rows(session: Session, asset_id: int) -> list[tuple[Any, ...]]:
     """An asset's current packages as plain tuples in InstalledPackage's order
     (equal to, and hashing like, the InstalledPackage of the same values)."""
+    return _driver_rows(session, _CURRENT_PACKAGES, asset_id)
+
+
+def _driver_rows(session: Session, query: str, asset_id: int) -> list[tuple[Any, ...]]:
+    """Rows of a constant query whose one parameter is an asset id, by the driver's cursor."""
     connection = session.connection()
     mark = "%s" if connection.dialect.name == "postgresql" else "?"
     raw: Any = connection.connection.driver_connection
     cursor = raw.cursor()
     try:
-        cursor.execute(_CURRENT_PACKAGES.format(mark=mark), (asset_id,))
+        cursor.execute(query.format(mark=mark), (asset_id,))
         return list(cursor.fetchall())
     finally:
         cursor.close()
@@ -319,6 +325,11 @@ class PackageFinding:
     advisory_ids: tuple[str, ...]  # sorted
     fixed_version: str | None  # the lowest fix any of those advisories names
     platform: str
+    # As findings store it: written once per package, compared on every re-match.
+    advisory_json: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "advisory_json", json.dumps(list(self.advisory_ids)))
 
 
 _TEMPLATES_SLOT = ("patchwarden.findings", "templates")
@@ -394,24 +405,16 @@ def _merge(a: PackageFinding, b: PackageFinding) -> PackageFinding:
     )
 
 
-_FINDING_STATE = (
-    Finding.id,
-    Finding.ecosystem,
-    Finding.package_name,
-    Finding.package_arch,
-    Finding.vulnerability_id,
-    Finding.status,
-    Finding.first_seen_at,
-    Finding.installed_version,
-    Finding.source_name,
-    # As stored (JSON text): compared with the text we would write, no decoding.
-    cast(Finding.advisory_ids, Text).label("advisory_json"),
-    Finding.fixed_version,
-    Finding.platform,
-    Finding.risk_score,
-    Finding.due_at,
+# An asset's stored findings, read by the driver's own cursor (a re-match reads
+# about 1,000 per asset, and SQLAlchemy's rows and type processing cost more than
+# the comparison). The advisory list is compared as the JSON text we would write.
+_STORED_FINDINGS = (
+    "SELECT id, ecosystem, package_name, package_arch, vulnerability_id, status,"
+    " first_seen_at, installed_version, source_name, CAST(advisory_ids AS TEXT),"
+    " fixed_version, platform, risk_score, due_at FROM findings WHERE asset_id = {mark}"
 )
-# The columns recomputation owns, in the order they end _FINDING_STATE (people own
+_ID, _STATUS, _FIRST_SEEN = 0, 5, 6
+# The columns recomputation owns, in the order they end a stored row (people own
 # status changes to excepted / false positive).
 _COMPUTED = (
     "installed_version",
@@ -422,7 +425,7 @@ _COMPUTED = (
     "risk_score",
     "due_at",
 )
-_COMPUTED_FROM = len(_FINDING_STATE) - len(_COMPUTED)
+_COMPUTED_FROM = 7
 
 
 def recompute_asset(
@@ -432,117 +435,105 @@ def recompute_asset(
     now: datetime | None = None,
     cache: dict[Any, Any] | None = None,
     scoring: ScoringContext | None = None,
-    rows_memo: dict[Any, Any] | None = None,
+    run_memo: dict[Any, Any] | None = None,
 ) -> RecomputeResult:
     """Match the asset's current packages and bring its findings up to date with
     bulk writes: new findings opened, vanished ones fixed, returning ones reopened.
 
-    `rows_memo` (one per batch, all of whose assets share `now`) keeps the encoded
-    rows of each package's findings per asset context: an asset's first match then
+    `run_memo` (one per run, all of whose assets share `now`) keeps, per asset
+    context, the encoded rows of each package's new findings and the scores of
+    stored ones: fleets repeat packages and contexts, so an asset's first match
     costs a dictionary lookup per package and a tuple per finding."""
-    now = now or utcnow()
-    cache = {} if cache is None else cache
-    scoring = scoring or ScoringContext.load(session)
     asset = session.get(Asset, asset_id)
     if asset is None:
         raise NotFound(f"asset {asset_id} not found")
-    platform = platform_of_os(asset.os_id, asset.os_version_id)
-    packages = _current_rows(session, asset_id)
-    existing = {
-        (row.ecosystem, row.package_name, row.package_arch, row.vulnerability_id): row
-        for row in session.connection().execute(
-            select(*_FINDING_STATE).where(Finding.asset_id == asset_id)
-        )
-    }
+    scoring = scoring or ScoringContext.load(session)
     context = AssetContext(
         asset.id, asset.criticality, asset.internet_facing, asset.data_sensitivity
     )
-    writer = FindingWriter(session)
-    first = (
-        _first_match_rows(
-            session, index, platform, packages, cache, scoring, context, now, writer, rows_memo
-        )
-        if not existing
-        else None
+    one = _AssetPass(
+        session=session,
+        index=index,
+        platform=platform_of_os(asset.os_id, asset.os_version_id),
+        cache={} if cache is None else cache,
+        scoring=scoring,
+        context=context,
+        # What of the asset its scores depend on (risk: the context; due: the policy).
+        context_key=(
+            context.criticality,
+            context.internet_facing,
+            context.data_sensitivity,
+            id(scoring.sla_for(asset_id)),
+        ),
+        now=now or utcnow(),
+        writer=FindingWriter(session),
+        memo={} if run_memo is None else run_memo,
     )
+    packages = _current_rows(session, asset_id)
+    existing = {row[1:5]: row for row in _driver_rows(session, _STORED_FINDINGS, asset_id)}
+    first = None if existing else one.first_match_rows(packages)
     if first is not None:
-        writer.write(first)
+        one.writer.write(first)
         result = RecomputeResult(assets=1, opened=len(first), open_total=len(first))
     else:
-        installed = list(map(InstalledPackage._make, packages))
-        result = _rematch(
-            session, installed, existing, index, platform, cache, scoring, context, now, writer
-        )
+        result = one.rematch(list(map(InstalledPackage._make, packages)), existing)
     asset.findings_dirty = False
     asset.patches_dirty = True  # the findings each patch closes may have changed
     session.flush()
     return result
 
 
-def _first_match_rows(
-    session: Session,
-    index: AdvisoryIndex,
-    platform: str | None,
-    packages: Sequence[tuple[Any, ...]],
-    cache: dict[Any, Any],
-    scoring: ScoringContext,
-    context: AssetContext,
-    now: datetime,
-    writer: FindingWriter,
-    rows_memo: dict[Any, Any] | None,
-) -> list[tuple[Any, ...]] | None:
-    """The encoded rows of an asset that has no findings yet, or None when two
-    installed versions share a finding's identity (they merge: the general path)."""
-    templates = _templates(index, cache)
-    memo = {} if rows_memo is None else rows_memo
-    policy = scoring.sla_for(context.asset_id)
-    context_key = (
-        context.criticality,
-        context.internet_facing,
-        context.data_sensitivity,
-        id(policy),
-    )
-    vulnerable: list[tuple[InstalledPackage, tuple[PackageFinding, ...]]] = []
-    for row in packages:
-        found = templates.get((platform, row))  # type: ignore[arg-type]
-        if found is None:
-            package = InstalledPackage._make(row)
-            found = templates[(platform, package)] = _package_templates(
-                index, platform, package, cache
-            )
-        if found:
-            vulnerable.append((InstalledPackage._make(row), found))
-    if len({(p.ecosystem, p.name, p.arch) for p, _ in vulnerable}) < len(vulnerable):
-        return None
-    rows: list[tuple[Any, ...]] = []
-    asset_id = context.asset_id
-    for package, found in vulnerable:
-        entry = memo.get((id(found), context_key))
-        if entry is None or entry[0] is not found:
-            entry = memo[(id(found), context_key)] = (
-                found,
-                _encoded_suffixes(session, package, found, scoring, context, now, writer),
-            )
-        rows.extend([writer.row(asset_id, suffix) for suffix in entry[1]])
-    return rows
+@dataclass(frozen=True)
+class _AssetPass:
+    """One asset's recomputation, with what it shares with the rest of the run."""
 
+    session: Session
+    index: AdvisoryIndex
+    platform: str | None
+    cache: dict[Any, Any]
+    scoring: ScoringContext
+    context: AssetContext
+    context_key: tuple[Any, ...]
+    now: datetime
+    writer: FindingWriter
+    memo: dict[Any, Any]
 
-def _encoded_suffixes(
-    session: Session,
-    package: InstalledPackage,
-    found: tuple[PackageFinding, ...],
-    scoring: ScoringContext,
-    context: AssetContext,
-    now: datetime,
-    writer: FindingWriter,
-) -> tuple[Any, ...]:
-    """A package's new findings, encoded without their asset id."""
-    vulnerabilities = _vulnerability_details(session, scoring, (f.vulnerability_id for f in found))
-    out = []
-    for f in found:
-        vuln = vulnerabilities[f.vulnerability_id]
-        out.append(
-            writer.encode_suffix(
+    def first_match_rows(self, packages: Sequence[tuple[Any, ...]]) -> list[Any] | None:
+        """The encoded rows of an asset that has no findings yet, or None when two
+        installed versions share a finding's identity (they merge: the general path)."""
+        templates = _templates(self.index, self.cache)
+        vulnerable: list[tuple[InstalledPackage, tuple[PackageFinding, ...]]] = []
+        for row in packages:
+            found = templates.get((self.platform, row))  # type: ignore[arg-type]
+            if found is None:
+                package = InstalledPackage._make(row)
+                found = templates[(self.platform, package)] = _package_templates(
+                    self.index, self.platform, package, self.cache
+                )
+            if found:
+                vulnerable.append((InstalledPackage._make(row), found))
+        if len({(p.ecosystem, p.name, p.arch) for p, _ in vulnerable}) < len(vulnerable):
+            return None
+        rows: list[Any] = []
+        asset_id, row_of = self.context.asset_id, self.writer.row
+        for package, found in vulnerable:
+            entry = self.memo.get((id(found), self.context_key))
+            if entry is None or entry[0] is not found:
+                entry = self.memo[(id(found), self.context_key)] = (
+                    found,
+                    self._encoded_suffixes(package, found),
+                )
+            rows.extend([row_of(asset_id, suffix) for suffix in entry[1]])
+        return rows
+
+    def _encoded_suffixes(
+        self, package: InstalledPackage, found: tuple[PackageFinding, ...]
+    ) -> tuple[Any, ...]:
+        """A package's new findings, encoded without their asset id."""
+        vulnerabilities = self._vulnerabilities(f.vulnerability_id for f in found)
+        scoring, context, now = self.scoring, self.context, self.now
+        return tuple(
+            self.writer.encode_suffix(
                 (
                     package.ecosystem,
                     package.name,
@@ -556,110 +547,111 @@ def _encoded_suffixes(
                     f.advisory_ids,
                     f.fixed_version,
                     f.platform,
-                    scoring.risk(vuln, context).score,
-                    scoring.due(vuln, context, now).due,
+                    scoring.risk(vulnerabilities[f.vulnerability_id], context).score,
+                    scoring.due(vulnerabilities[f.vulnerability_id], context, now).due,
                 )
             )
+            for f in found
         )
-    return tuple(out)
 
+    def _vulnerabilities(self, ids: Iterable[str]) -> dict[str, VulnerabilityInfo]:
+        """Scoring's vulnerability memo, filled from the database where it lacks ids."""
+        vulnerabilities = self.scoring.vulnerabilities
+        missing = {v for v in ids if v not in vulnerabilities}
+        if missing:
+            vulnerabilities.update(vulnerability_info(self.session, missing))
+        return vulnerabilities
 
-def _vulnerability_details(
-    session: Session, scoring: ScoringContext, ids: Iterable[str]
-) -> dict[str, VulnerabilityInfo]:
-    """Scoring's vulnerability memo, filled from the database where it lacks ids."""
-    vulnerabilities = scoring.vulnerabilities
-    missing = {v for v in ids if v not in vulnerabilities}
-    if missing:
-        vulnerabilities.update(vulnerability_info(session, missing))
-    return vulnerabilities
+    def _scores(self, vulnerability_id: str, first_seen: Any) -> tuple[float, Any, datetime | None]:
+        """(risk, due date as stored, due date) of a stored finding, memoised per
+        context, vulnerability and first-seen time (as the driver returned it)."""
+        key = ("scores", self.context_key, vulnerability_id, first_seen)
+        scores = self.memo.get(key)
+        if scores is None:
+            vuln = self._vulnerabilities((vulnerability_id,))[vulnerability_id]
+            due = self.scoring.due(vuln, self.context, self.writer.instant(first_seen)).due
+            risk = self.scoring.risk(vuln, self.context).score
+            scores = self.memo[key] = (risk, self.writer.stored(due), due)
+        return scores
 
-
-def _rematch(
-    session: Session,
-    packages: Sequence[InstalledPackage],
-    existing: dict[FindingKey, Any],
-    index: AdvisoryIndex,
-    platform: str | None,
-    cache: dict[Any, Any],
-    scoring: ScoringContext,
-    context: AssetContext,
-    now: datetime,
-    writer: FindingWriter,
-) -> RecomputeResult:
-    """Compare what matching says now with the asset's stored findings and write
-    only the differences."""
-    grouped = package_findings(index, platform, packages, cache)
-    source_names = {(p.ecosystem, p.name, p.arch): p.source_name for p in packages}
-    vulnerabilities = _vulnerability_details(session, scoring, (k[3] for k in grouped))
-    asset_id = context.asset_id
-    result = RecomputeResult(assets=1)
-    inserts: list[tuple[Any, ...]] = []
-    updates: list[dict[str, Any]] = []
-    for key, found in grouped.items():
-        vuln = vulnerabilities[key[3]]
-        source_name = source_names[key[:3]]
-        risk = scoring.risk(vuln, context).score
-        old = existing.get(key)
-        if old is None:
-            inserts.append(
-                writer.encode(
-                    (
-                        asset_id,
-                        *key,
-                        "open",
-                        now,
-                        None,
-                        found.installed_version,
-                        source_name,
-                        found.advisory_ids,
-                        found.fixed_version,
-                        found.platform,
-                        risk,
-                        scoring.due(vuln, context, now).due,
+    def rematch(
+        self, packages: Sequence[InstalledPackage], existing: dict[FindingKey, Any]
+    ) -> RecomputeResult:
+        """Compare what matching says now with the asset's stored findings and
+        write only the differences."""
+        grouped = package_findings(self.index, self.platform, packages, self.cache)
+        source_names = {(p.ecosystem, p.name, p.arch): p.source_name for p in packages}
+        self._vulnerabilities(k[3] for k in grouped)
+        asset_id, writer, now = self.context.asset_id, self.writer, self.now
+        result = RecomputeResult(assets=1)
+        inserts: list[Any] = []
+        updates: list[dict[str, Any]] = []
+        for key, found in grouped.items():
+            source_name = source_names[key[:3]]
+            old = existing.get(key)
+            if old is None:
+                risk, _, due = self._scores(key[3], writer.stored(now))
+                inserts.append(
+                    writer.encode(
+                        (
+                            asset_id,
+                            *key,
+                            "open",
+                            now,
+                            None,
+                            found.installed_version,
+                            source_name,
+                            found.advisory_ids,
+                            found.fixed_version,
+                            found.platform,
+                            risk,
+                            due,
+                        )
                     )
                 )
+                continue
+            risk, stored_due, due = self._scores(key[3], old[_FIRST_SEEN])
+            computed = (
+                found.installed_version,
+                source_name,
+                found.advisory_json,
+                found.fixed_version,
+                found.platform,
+                risk,
+                stored_due,
             )
-            continue
-        due = scoring.due(vuln, context, old.first_seen_at).due
-        computed = (
-            found.installed_version,
-            source_name,
-            writer.advisories_json(found.advisory_ids),
-            found.fixed_version,
-            found.platform,
-            risk,
-            due,
+            stored = old[_COMPUTED_FROM:]
+            status = old[_STATUS]
+            if status != "fixed" and stored == computed:
+                continue  # the common case on a re-match: nothing to write
+            change: dict[str, Any] = {
+                name: value
+                for name, was, value in zip(_COMPUTED, stored, computed, strict=True)
+                if was != value
+            }
+            if "advisory_json" in change:
+                del change["advisory_json"]
+                change["advisory_ids"] = list(found.advisory_ids)
+            if "due_at" in change:
+                change["due_at"] = due
+            if status == "fixed":
+                change |= {"status": "open", "fixed_at": None}
+                result.reopened += 1
+            if change:
+                updates.append({"id": old[_ID], **change})
+                result.updated += 1
+        for key, old in existing.items():
+            if key not in grouped and old[_STATUS] in OPEN_STATES:
+                updates.append({"id": old[_ID], "status": "fixed", "fixed_at": now})
+                result.fixed += 1
+        result.opened = len(inserts)
+        writer.write(inserts)
+        if updates:
+            self.session.execute(update(Finding), updates)
+        result.open_total = sum(
+            1 for k in grouped if k not in existing or existing[k][_STATUS] in ("open", "fixed")
         )
-        stored = old[_COMPUTED_FROM:]
-        if old.status != "fixed" and stored == computed:
-            continue  # the common case on a re-match: nothing to write
-        change: dict[str, Any] = {
-            name: value
-            for name, was, value in zip(_COMPUTED, stored, computed, strict=True)
-            if was != value
-        }
-        if "advisory_json" in change:
-            del change["advisory_json"]
-            change["advisory_ids"] = list(found.advisory_ids)
-        if old.status == "fixed":
-            change |= {"status": "open", "fixed_at": None}
-            result.reopened += 1
-        if change:
-            updates.append({"id": old.id, **change})
-            result.updated += 1
-    for key, old in existing.items():
-        if key not in grouped and old.status in OPEN_STATES:
-            updates.append({"id": old.id, "status": "fixed", "fixed_at": now})
-            result.fixed += 1
-    result.opened = len(inserts)
-    writer.write(inserts)
-    if updates:
-        session.execute(update(Finding), updates)
-    result.open_total = sum(
-        1 for k in grouped if k not in existing or existing[k].status in ("open", "fixed")
-    )
-    return result
+        return result
 
 
 def _spellings(platform: str, name: str) -> set[str]:
@@ -751,6 +743,9 @@ def recompute_dirty(
     return run.total
 
 
+MAX_RUN_MEMO = 300_000  # entries (a few hundred bytes each) before a run's memo starts over
+
+
 @dataclass
 class _RecomputeRun:
     """What the workers of one recomputation run share."""
@@ -760,7 +755,7 @@ class _RecomputeRun:
     # One instant for the run (a minute at most on a large fleet): due dates and
     # encoded rows memoise across all of its assets.
     now: datetime = field(default_factory=utcnow)
-    rows_memo: dict[Any, Any] = field(default_factory=dict)
+    run_memo: dict[Any, Any] = field(default_factory=dict)
     total: RecomputeResult = field(default_factory=RecomputeResult)
     scoring: ScoringContext | None = None  # loaded once: its memos serve the whole run
     claimed: int = 0
@@ -806,9 +801,15 @@ class _RecomputeRun:
                         now=self.now,
                         cache=cache,
                         scoring=scoring,
-                        rows_memo=self.rows_memo,
+                        run_memo=self.run_memo,
                     )
                     with self.lock:
+                        # Bounded: a mature fleet's findings carry many first-seen
+                        # times, and scores memoise per time.
+                        if len(self.run_memo) > MAX_RUN_MEMO:
+                            self.run_memo.clear()
+                        if len(scoring.dues) > MAX_RUN_MEMO:
+                            scoring.dues.clear()
                         for name in dataclasses.fields(RecomputeResult):
                             setattr(
                                 self.total,

@@ -112,6 +112,7 @@ class FindingWriter:
         self.postgres = self._connection.dialect.name == "postgresql"
         self._stamps: dict[datetime, str] = {}
         self._json: dict[tuple[str, ...], str] = {}
+        self._instants: dict[str, datetime] = {}
 
     def _stamp(self, value: datetime | None) -> str | None:
         if value is None:
@@ -126,6 +127,21 @@ class FindingWriter:
                 else utc.replace(tzinfo=None).strftime(SQLITE_DATETIME_FORMAT)
             )
         return text
+
+    def stored(self, value: datetime | None) -> Any:
+        """An instant as the driver returns it from a findings column, to compare
+        with a row read by the driver's own cursor (SQLite: text; PostgreSQL: an
+        aware datetime)."""
+        return value if self.postgres else self._stamp(value)
+
+    def instant(self, raw: Any) -> datetime:
+        """The aware UTC datetime of a value read by the driver's own cursor."""
+        if self.postgres:
+            return raw  # type: ignore[no-any-return]
+        value = self._instants.get(raw)
+        if value is None:
+            value = self._instants[raw] = datetime.fromisoformat(raw).replace(tzinfo=UTC)
+        return value
 
     def advisories_json(self, ids: tuple[str, ...]) -> str:
         text = self._json.get(ids)
