@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden.domain.attributes import AssetAttributes
@@ -640,3 +640,32 @@ def test_workers_share_one_run_and_keep_to_its_limit(
         frozenset(statuses(session_factory, ids[0]).items())
     }
     assert len(statuses(session_factory, ids[0])) == 8
+
+
+def test_rematch_keeps_due_dates_when_the_database_speaks_a_daylight_saving_zone(
+    engine: Engine, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    if engine.dialect.name == "postgresql":
+        # PostgreSQL returns instants in the session's zone; 90 days from January
+        # in New York cross a DST change, which arithmetic in that zone would follow.
+        event.listen(engine, "connect", _new_york_sessions)
+        engine.dispose()
+        with transaction(session_factory) as session:
+            assert session.execute(text("SHOW TimeZone")).scalar_one() == "America/New_York"
+    import_debian(session_factory, tmp_path)
+    asset = new_asset(session_factory, "dst", DEBIAN_PACKAGES)
+    first_seen = datetime(2026, 1, 10, tzinfo=UTC)
+    recompute_at(session_factory, asset, first_seen)
+    with transaction(session_factory) as session:
+        later = findings.recompute_asset(
+            session, asset, findings.IndexCache().get(session), now=datetime(2026, 6, 1, tzinfo=UTC)
+        )
+    assert (later.updated, later.opened, later.fixed) == (0, 0, 0)
+    ssl = all_findings(session_factory, asset)[("libssl1.1", "CVE-2022-2068")]
+    assert ssl.due_at == first_seen + timedelta(days=90)
+
+
+def _new_york_sessions(connection: Any, _record: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET TimeZone = 'America/New_York'")
+    connection.commit()

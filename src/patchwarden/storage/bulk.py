@@ -112,7 +112,7 @@ class FindingWriter:
         self.postgres = self._connection.dialect.name == "postgresql"
         self._stamps: dict[datetime, str] = {}
         self._json: dict[tuple[str, ...], str] = {}
-        self._instants: dict[str, datetime] = {}
+        self._instants: dict[Any, datetime] = {}
 
     def _stamp(self, value: datetime | None) -> str | None:
         if value is None:
@@ -135,12 +135,16 @@ class FindingWriter:
         return value if self.postgres else self._stamp(value)
 
     def instant(self, raw: Any) -> datetime:
-        """The aware UTC datetime of a value read by the driver's own cursor."""
-        if self.postgres:
-            return raw  # type: ignore[no-any-return]
+        """The aware UTC datetime of a value read by the driver's own cursor (in UTC:
+        PostgreSQL returns the session's time zone, in which adding days would
+        follow its daylight-saving shifts)."""
         value = self._instants.get(raw)
         if value is None:
-            value = self._instants[raw] = datetime.fromisoformat(raw).replace(tzinfo=UTC)
+            value = self._instants[raw] = (
+                raw.astimezone(UTC)
+                if self.postgres
+                else datetime.fromisoformat(raw).replace(tzinfo=UTC)
+            )
         return value
 
     def advisories_json(self, ids: tuple[str, ...]) -> str:
