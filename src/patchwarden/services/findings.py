@@ -172,6 +172,7 @@ class IndexCache:
         self._index: AdvisoryIndex | None = None
         self.matches: dict[Any, Any] = {}
         self.vulnerabilities: dict[str, VulnerabilityInfo] = {}
+        self.dues: dict[tuple[Any, ...], Any] = {}  # due dates (they change with the feeds)
         self._risks: dict[RiskWeights, dict[tuple[Any, ...], RiskScore]] = {}
 
     def risks(self, weights: RiskWeights) -> dict[tuple[Any, ...], RiskScore]:
@@ -190,6 +191,7 @@ class IndexCache:
                 self._index = AdvisoryIndex.build(load_advisories(session))
                 self._generation = generation
                 self.matches, self.vulnerabilities, self._risks = {}, {}, {}
+                self.dues = {}
                 _settle_long_lived()
             elif len(self.matches.get(_TEMPLATES_SLOT, (None, ()))[1]) > MAX_MEMOISED_PACKAGES:
                 self.matches = {}
@@ -773,6 +775,7 @@ class _RecomputeRun:
                 self.scoring = ScoringContext.load(session)
                 self.scoring.vulnerabilities = INDEX_CACHE.vulnerabilities
                 self.scoring.risks = INDEX_CACHE.risks(self.scoring.weights)
+                self.scoring.dues = INDEX_CACHE.dues
             return self.scoring
 
     def work(self, factory: sessionmaker[Session]) -> None:
@@ -793,6 +796,9 @@ class _RecomputeRun:
                 )
                 if not ids:
                     return
+                # Fewer than asked for: no other asset was dirty and unclaimed, so
+                # this is the last batch (later changes wait for the next run).
+                last = len(ids) < size
                 for asset_id in ids:
                     one = recompute_asset(
                         session,
@@ -816,6 +822,8 @@ class _RecomputeRun:
                                 name.name,
                                 getattr(self.total, name.name) + getattr(one, name.name),
                             )
+            if last:
+                return
 
 
 def ensure_fresh(factory: sessionmaker[Session], asset_id: int) -> None:

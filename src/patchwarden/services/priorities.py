@@ -115,10 +115,10 @@ class ScoringContext:
     default_sla: SlaPolicy
     # Group SLA policies by asset: the first group by name that has one wins.
     asset_sla: dict[int, SlaPolicy] = field(default_factory=dict)
-    # Memos for one recomputation run: vulnerability details, risk per
-    # (vulnerability, asset context), due dates per (vulnerability, first seen,
-    # policy). Keys are ids, not the dataclasses: hashing those costs more than
-    # scoring on a fleet with millions of findings.
+    # Memos: vulnerability details, risk per (vulnerability, asset context), due
+    # dates per (vulnerability, first seen, policy). Risk keys are ids and values,
+    # not the dataclasses: hashing those costs more than scoring on a fleet with
+    # millions of findings. Recomputation shares them across runs (IndexCache).
     vulnerabilities: dict[str, Any] = field(default_factory=dict)
     risks: dict[tuple[Any, ...], RiskScore] = field(default_factory=dict)
     dues: dict[tuple[Any, ...], SlaDue] = field(default_factory=dict)
@@ -170,7 +170,8 @@ class ScoringContext:
 
     def due(self, vuln: ScoredVulnerability, asset: AssetContext, first_seen: datetime) -> SlaDue:
         policy = self.sla_for(asset.asset_id)
-        key = (vuln.id, first_seen, id(policy))
+        # The policy by value (it is frozen): the memo may outlive this context.
+        key = (vuln.id, first_seen, policy)
         due = self.dues.get(key)
         if due is None:
             due = due_date(first_seen, vuln.severity, vuln.kev, vuln.kev_due_date, policy)
