@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from patchwarden.storage.bulk import FindingWriter, insert_findings
+from patchwarden.storage.bulk import FindingWriter
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import Asset, Finding
 
@@ -30,16 +30,15 @@ def test_findings_read_back_exactly_with_characters_copy_escapes(
     awkward = "back\\slash\ttab\nnew\rreturn é"
     with transaction(session_factory) as session:
         asset_id = new_asset(session)
-        insert_findings(
-            session,
-            [
-                (asset_id, "deb", awkward, "amd64", "CVE-2026-0001", "open", SEEN, None,
-                 "1:2.0-1~deb11u1", None, ("DSA-1-1", 'GHSA-"q"\\x'), None, "debian:11",
-                 87.25, DUE),
-                (asset_id, "pypi", "Django", "", "PYSEC-2026-7", "fixed", SEEN, SEEN,
-                 "4.2", "django", (), "4.2.1", "pypi", 0.1, None),
-            ],
-        )  # fmt: skip
+        writer = FindingWriter(session)
+        written = [
+            (asset_id, "deb", awkward, "amd64", "CVE-2026-0001", "open", SEEN, None,
+             "1:2.0-1~deb11u1", None, ("DSA-1-1", 'GHSA-"q"\\x'), None, "debian:11",
+             87.25, DUE),
+            (asset_id, "pypi", "Django", "", "PYSEC-2026-7", "fixed", SEEN, SEEN,
+             "4.2", "django", (), "4.2.1", "pypi", 0.1, None),
+        ]  # fmt: skip
+        writer.write([writer.encode(row) for row in written])
     with transaction(session_factory) as session:
         rows = {f.vulnerability_id: f for f in session.execute(select(Finding)).scalars()}
     first, second = rows["CVE-2026-0001"], rows["PYSEC-2026-7"]

@@ -349,12 +349,7 @@ def package_findings(
     templates = _templates(index, cache)
     grouped: dict[FindingKey, PackageFinding] = {}
     for package in packages:
-        found = templates.get((platform, package))
-        if found is None:
-            found = templates[(platform, package)] = _package_templates(
-                index, platform, package, cache
-            )
-        for template in found:
+        for template in _template(templates, index, platform, package, cache):
             key = (package.ecosystem, package.name, package.arch, template.vulnerability_id)
             prior = grouped.get(key)
             grouped[key] = template if prior is None else _merge(prior, template)
@@ -370,6 +365,24 @@ def _templates(
         templates = {}
         cache[_TEMPLATES_SLOT] = ((id(index), index.generation), templates)
     return templates  # type: ignore[no-any-return]
+
+
+def _template(
+    templates: dict[tuple[str | None, InstalledPackage], tuple[PackageFinding, ...]],
+    index: AdvisoryIndex,
+    platform: str | None,
+    package: tuple[Any, ...],
+    cache: dict[Any, Any],
+) -> tuple[PackageFinding, ...]:
+    """A package's findings from the memo, matched on a miss. `package` may be a
+    plain row in InstalledPackage's order: it looks up the same entry."""
+    found = templates.get((platform, package))  # type: ignore[arg-type]
+    if found is None:
+        installed = InstalledPackage._make(package)
+        found = templates[(platform, installed)] = _package_templates(
+            index, platform, installed, cache
+        )
+    return found
 
 
 def _package_templates(
@@ -506,12 +519,7 @@ class _AssetPass:
         templates = _templates(self.index, self.cache)
         vulnerable: list[tuple[InstalledPackage, tuple[PackageFinding, ...]]] = []
         for row in packages:
-            found = templates.get((self.platform, row))  # type: ignore[arg-type]
-            if found is None:
-                package = InstalledPackage._make(row)
-                found = templates[(self.platform, package)] = _package_templates(
-                    self.index, self.platform, package, self.cache
-                )
+            found = _template(templates, self.index, self.platform, row, self.cache)
             if found:
                 vulnerable.append((InstalledPackage._make(row), found))
         if len({(p.ecosystem, p.name, p.arch) for p, _ in vulnerable}) < len(vulnerable):

@@ -211,9 +211,3 @@ class FindingWriter:
             f"INSERT INTO findings ({columns}) VALUES ({placeholders})",  # noqa: S608 - constants
             rows,
         )
-
-
-def insert_findings(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
-    """New findings, as tuples in FINDING_COLUMNS order (advisory ids as a tuple)."""
-    writer = FindingWriter(session)
-    writer.write([writer.encode(row) for row in rows])
