@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from patchwarden.domain.attributes import AssetAttributes
 from patchwarden.domain.inventory import Facts, InstalledPackage
 from patchwarden.errors import NotFound
-from patchwarden.services import assets, feeds, findings, groups, ingest, priorities
+from patchwarden.services import assets, exceptions, feeds, findings, groups, ingest, priorities
 from patchwarden.services.priorities import ScoringContext
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import Asset, Finding
@@ -431,6 +431,75 @@ def test_list_findings_filters_and_orders_by_risk(
             KEV_RISK,
         )
         assert view["sla_status"] == "overdue"
+
+
+@pytest.mark.parametrize("first_read", [1, 8])
+def test_fleet_top_risks_read_by_asset_equal_a_full_sort(
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    first_read: int,
+) -> None:
+    """Top open risks are read asset by asset in the order of their risk bounds:
+    every page equals sorting every open finding, with ties, excepted and fixed
+    findings, stale bounds and filters."""
+    monkeypatch.setattr(findings, "TOP_OPEN_FIRST_READ", first_read)
+    import_debian(session_factory, tmp_path)
+    import_kev(session_factory, tmp_path)
+    ids = []
+    for n in range(14):  # more assets than the first read takes
+        packages = [p for i, p in enumerate(DEBIAN_PACKAGES) if (n >> i) % 2 or i == n % 4]
+        asset_id = new_asset(session_factory, f"host-{n:02d}", packages)
+        ids.append(asset_id)
+        with transaction(session_factory) as session:
+            attributes = AssetAttributes(criticality=1 + n % 4, internet_facing=n % 3 == 0)
+            assets.update_attributes(session, "test", asset_id, attributes)
+    findings.recompute_dirty(session_factory)
+    set_inventory(session_factory, ids[5], [libssl("1.1.1n-0+deb11u5")])  # all fixed
+    findings.recompute_dirty(session_factory)
+    with transaction(session_factory) as session:
+        exceptions.add(
+            session, "test", "asset", ids[3], "change freeze", utcnow_plus(timedelta(days=9))
+        )
+        exceptions.apply_active(session)
+        # A bound left high (an upper bound is all the order needs): the last asset
+        # is read first, and its findings tie with those of assets before it.
+        session.execute(
+            text("UPDATE assets SET finding_risk_bound = 99 WHERE id = :a"), {"a": ids[-1]}
+        )
+    with transaction(session_factory) as session:
+        every = session.execute(select(Finding).where(Finding.status == "open")).scalars().all()
+        assert len({f.risk_score for f in every}) > 3
+        assert len(every) > len({f.risk_score for f in every}) + 20  # many ties
+
+        def expected(package: str | None = None, min_risk: float | None = None) -> list[int]:
+            kept = [
+                f
+                for f in every
+                if (package is None or package in (f.package_name, f.source_name))
+                and (min_risk is None or f.risk_score >= min_risk)
+            ]
+            return [f.id for f in sorted(kept, key=lambda f: (-f.risk_score, f.asset_id, f.id))]
+
+        for package, min_risk in [(None, None), ("openssl", None), (None, 15.0), ("sudo", 9.0)]:
+            flt = findings.FindingFilter(package=package, min_risk=min_risk)
+            want = expected(package, min_risk)
+            pages = [(n, 0) for n in range(1, len(want) + 1)]
+            for limit, offset in [*pages, (7, 3), (40, 10), (1000, 0), (3, len(want))]:
+                got = [f.id for f, _, _ in findings.list_findings(session, flt, limit, offset)]
+                assert got == want[offset : offset + limit], (package, min_risk, limit, offset)
+        assert not any(
+            f.asset_id in (ids[3], ids[5])
+            for f, _, _ in findings.list_findings(session, findings.FindingFilter())
+        )
+        bounds = dict(session.execute(select(Asset.id, Asset.finding_risk_bound)).all())
+        top = {f.asset_id: f.risk_score for f in sorted(every, key=lambda f: f.risk_score)}
+        assert all(bounds[a] == risk for a, risk in top.items() if a != ids[-1])
+        assert bounds[ids[5]] == 0.0  # nothing unfixed
+
+
+def utcnow_plus(delta: timedelta) -> datetime:
+    return datetime.now(UTC) + delta
 
 
 def test_group_sla_policy_sets_members_due_dates(

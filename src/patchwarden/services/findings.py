@@ -488,10 +488,12 @@ def recompute_asset(
     existing = {row[1:5]: row for row in _driver_rows(session, _STORED_FINDINGS, asset_id)}
     first = None if existing else one.first_match_rows(packages)
     if first is not None:
-        one.writer.write(first)
-        result = RecomputeResult(assets=1, opened=len(first), open_total=len(first))
+        rows, bound = first
+        one.writer.write(rows)
+        result = RecomputeResult(assets=1, opened=len(rows), open_total=len(rows))
     else:
-        result = one.rematch(list(map(InstalledPackage._make, packages)), existing)
+        result, bound = one.rematch(list(map(InstalledPackage._make, packages)), existing)
+    asset.finding_risk_bound = bound
     asset.findings_dirty = False
     asset.patches_dirty = True  # the findings each patch closes may have changed
     session.flush()
@@ -513,9 +515,12 @@ class _AssetPass:
     writer: FindingWriter
     memo: dict[Any, Any]
 
-    def first_match_rows(self, packages: Sequence[tuple[Any, ...]]) -> list[Any] | None:
-        """The encoded rows of an asset that has no findings yet, or None when two
-        installed versions share a finding's identity (they merge: the general path)."""
+    def first_match_rows(
+        self, packages: Sequence[tuple[Any, ...]]
+    ) -> tuple[list[Any], float] | None:
+        """The encoded rows of an asset that has no findings yet and their highest
+        risk, or None when two installed versions share a finding's identity (they
+        merge: the general path)."""
         templates = _templates(self.index, self.cache)
         vulnerable: list[tuple[InstalledPackage, tuple[PackageFinding, ...]]] = []
         for row in packages:
@@ -525,24 +530,28 @@ class _AssetPass:
         if len({(p.ecosystem, p.name, p.arch) for p, _ in vulnerable}) < len(vulnerable):
             return None
         rows: list[Any] = []
+        bound = 0.0
         asset_id, row_of = self.context.asset_id, self.writer.row
         for package, found in vulnerable:
             entry = self.memo.get((id(found), self.context_key))
             if entry is None or entry[0] is not found:
                 entry = self.memo[(id(found), self.context_key)] = (
                     found,
-                    self._encoded_suffixes(package, found),
+                    *self._encoded_suffixes(package, found),
                 )
             rows.extend([row_of(asset_id, suffix) for suffix in entry[1]])
-        return rows
+            bound = max(bound, entry[2])
+        return rows, bound
 
     def _encoded_suffixes(
         self, package: InstalledPackage, found: tuple[PackageFinding, ...]
-    ) -> tuple[Any, ...]:
-        """A package's new findings, encoded without their asset id."""
+    ) -> tuple[tuple[Any, ...], float]:
+        """A package's new findings, encoded without their asset id, and their
+        highest risk."""
         vulnerabilities = self._vulnerabilities(f.vulnerability_id for f in found)
         scoring, context, now = self.scoring, self.context, self.now
-        return tuple(
+        risks = [scoring.risk(vulnerabilities[f.vulnerability_id], context).score for f in found]
+        suffixes = tuple(
             self.writer.encode_suffix(
                 (
                     package.ecosystem,
@@ -557,12 +566,13 @@ class _AssetPass:
                     f.advisory_ids,
                     f.fixed_version,
                     f.platform,
-                    scoring.risk(vulnerabilities[f.vulnerability_id], context).score,
+                    risk,
                     scoring.due(vulnerabilities[f.vulnerability_id], context, now).due,
                 )
             )
-            for f in found
+            for f, risk in zip(found, risks, strict=True)
         )
+        return suffixes, max(risks, default=0.0)
 
     def _vulnerabilities(self, ids: Iterable[str]) -> dict[str, VulnerabilityInfo]:
         """Scoring's vulnerability memo, filled from the database where it lacks ids."""
@@ -586,14 +596,15 @@ class _AssetPass:
 
     def rematch(
         self, packages: Sequence[InstalledPackage], existing: dict[FindingKey, Any]
-    ) -> RecomputeResult:
+    ) -> tuple[RecomputeResult, float]:
         """Compare what matching says now with the asset's stored findings and
-        write only the differences."""
+        write only the differences; also the highest risk of its unfixed findings."""
         grouped = package_findings(self.index, self.platform, packages, self.cache)
         source_names = {(p.ecosystem, p.name, p.arch): p.source_name for p in packages}
         self._vulnerabilities(k[3] for k in grouped)
         asset_id, writer, now = self.context.asset_id, self.writer, self.now
         result = RecomputeResult(assets=1)
+        bound = 0.0
         inserts: list[Any] = []
         updates: list[dict[str, Any]] = []
         for key, found in grouped.items():
@@ -601,6 +612,7 @@ class _AssetPass:
             old = existing.get(key)
             if old is None:
                 risk, _, due = self._scores(key[3], writer.stored(now))
+                bound = max(bound, risk)
                 inserts.append(
                     writer.encode(
                         (
@@ -621,6 +633,7 @@ class _AssetPass:
                 )
                 continue
             risk, stored_due, due = self._scores(key[3], old[_FIRST_SEEN])
+            bound = max(bound, risk)
             computed = (
                 found.installed_version,
                 source_name,
@@ -661,7 +674,7 @@ class _AssetPass:
         result.open_total = sum(
             1 for k in grouped if k not in existing or existing[k][_STATUS] in ("open", "fixed")
         )
-        return result
+        return result, bound
 
 
 def _spellings(platform: str, name: str) -> set[str]:
@@ -859,27 +872,97 @@ class FindingFilter:
 def list_findings(
     session: Session, flt: FindingFilter, limit: int = 1000, offset: int = 0
 ) -> list[tuple[Finding, AssetContext, str]]:
-    """Findings with their asset's scoring context and hostname, highest risk first."""
-    query = select(
-        Finding, Asset.criticality, Asset.internet_facing, Asset.data_sensitivity, Asset.hostname
-    ).join(Asset, Asset.id == Finding.asset_id)
+    """Findings with their asset's scoring context and hostname, highest risk
+    first (ties: by asset, then by finding)."""
+    fleet_top = flt.asset_id is None and flt.vulnerability_id is None and flt.status == "open"
+    if fleet_top and limit + offset <= TOP_OPEN_DEPTH:
+        ids = _top_open_ids(session, flt, limit + offset)[offset:]
+        query = _finding_query(Finding.id.in_(ids)) if ids else None
+    else:
+        query = _finding_query(*_conditions(flt)).limit(limit).offset(offset)
+    if query is None:
+        return []
+    return [
+        (f, AssetContext(f.asset_id, criticality, exposed, sensitivity), hostname)
+        for f, criticality, exposed, sensitivity, hostname in session.execute(
+            query.order_by(Finding.risk_score.desc(), Finding.asset_id, Finding.id)
+        )
+    ]
+
+
+def _finding_query(*conditions: Any) -> Any:
+    return (
+        select(
+            Finding,
+            Asset.criticality,
+            Asset.internet_facing,
+            Asset.data_sensitivity,
+            Asset.hostname,
+        )
+        .join(Asset, Asset.id == Finding.asset_id)
+        .where(*conditions)
+    )
+
+
+def _conditions(flt: FindingFilter) -> list[Any]:
+    conditions: list[Any] = []
     if flt.asset_id is not None:
-        query = query.where(Finding.asset_id == flt.asset_id)
+        conditions.append(Finding.asset_id == flt.asset_id)
     if flt.vulnerability_id is not None:
-        query = query.where(Finding.vulnerability_id == flt.vulnerability_id)
+        conditions.append(Finding.vulnerability_id == flt.vulnerability_id)
     if flt.package is not None:
-        query = query.where(
+        conditions.append(
             or_(Finding.package_name == flt.package, Finding.source_name == flt.package)
         )
     if flt.status is not None:
-        query = query.where(Finding.status == flt.status)
+        conditions.append(Finding.status == flt.status)
     if flt.min_risk is not None:
-        query = query.where(Finding.risk_score >= flt.min_risk)
-    query = query.order_by(Finding.risk_score.desc(), Finding.id).limit(limit).offset(offset)
-    return [
-        (f, AssetContext(f.asset_id, criticality, exposed, sensitivity), hostname)
-        for f, criticality, exposed, sensitivity, hostname in session.execute(query)
-    ]
+        conditions.append(Finding.risk_score >= flt.min_risk)
+    return conditions
+
+
+# How deep the fleet's open findings are read asset by asset; a page beyond it
+# (an export walking every finding) is sorted by the database instead.
+TOP_OPEN_DEPTH = 20_000
+TOP_OPEN_FIRST_READ = 8  # assets in the first query: usually enough, later ones grow
+
+
+def _top_open_ids(session: Session, flt: FindingFilter, wanted: int) -> list[int]:
+    """The ids of the fleet's `wanted` highest open risks that pass `flt`, in
+    order. Assets are read in the order of their risk bound, a few at a time,
+    until no asset left can hold a finding that would make the list."""
+    assets = select(Asset.id, Asset.finding_risk_bound).order_by(
+        Asset.finding_risk_bound.desc(), Asset.id
+    )
+    if flt.min_risk is not None:
+        assets = assets.where(Asset.finding_risk_bound >= flt.min_risk)
+    best: list[tuple[float, int, int]] = []  # (-risk, asset id, finding id), sorted
+    chunk: list[int] = []
+    size = TOP_OPEN_FIRST_READ
+
+    def take(asset_ids: list[int]) -> list[tuple[float, int, int]]:
+        conditions = [*_conditions(flt), Finding.asset_id.in_(asset_ids)]
+        if len(best) == wanted:
+            conditions.append(Finding.risk_score >= -best[-1][0])
+        rows = session.execute(
+            select(Finding.risk_score, Finding.asset_id, Finding.id)
+            .where(*conditions)
+            .order_by(Finding.risk_score.desc(), Finding.asset_id, Finding.id)
+            .limit(wanted)
+        )
+        return sorted(best + [(-risk, asset_id, id_) for risk, asset_id, id_ in rows])[:wanted]
+
+    for asset_id, bound in session.execute(assets).all():
+        # Assets come in (bound descending, id) order: once the next one's bound
+        # sorts after the last finding kept, so do all of its findings and the rest.
+        if len(best) == wanted and (-bound, asset_id) > best[-1][:2]:
+            break
+        chunk.append(asset_id)
+        if len(chunk) >= size:
+            best, chunk, size = take(chunk), [], min(size * 2, CHUNK)
+    if chunk:
+        best = take(chunk)
+    return [id_ for _, _, id_ in best]
 
 
 def finding_view(

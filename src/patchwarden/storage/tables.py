@@ -121,6 +121,7 @@ class EnrollmentToken(Base):
 
 class Asset(Base):
     __tablename__ = "assets"
+    __table_args__ = (Index("ix_assets_finding_risk_bound", "finding_risk_bound", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hostname: Mapped[str] = mapped_column(String(255), index=True)
@@ -169,6 +170,10 @@ class Asset(Base):
     findings_dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # Set when the inventory or the repositories changed and patches must be recomputed.
     patches_dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # At least the highest risk of the asset's unfixed findings (set by recomputation,
+    # the only writer of risk scores): the fleet's top open risks are read asset by
+    # asset in this order, so no index over millions of findings keeps them sorted.
+    finding_risk_bound: Mapped[float] = mapped_column(default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -424,6 +429,11 @@ class FeedImport(Base):
     notes: Mapped[list[Any]] = mapped_column(default=list)
 
 
+# The partial index's condition, as a query must spell it for SQLite to use the
+# index: a literal (a bound parameter would not prove it).
+UNOPENED = text("findings.status <> 'open'")
+
+
 class Finding(Base):
     """(asset, package, vulnerability): open, fixed, excepted or false positive.
 
@@ -441,7 +451,17 @@ class Finding(Base):
             "asset_id", "ecosystem", "package_name", "package_arch", "vulnerability_id"
         ),
         Index("ix_findings_vulnerability", "vulnerability_id"),
-        Index("ix_findings_status_risk", "status", "risk_score"),
+        # Only the findings that are not open: excepted, false positive and fixed ones
+        # are listed and counted by status, while open ones, nearly all of a fleet's
+        # first match, are not written into a second index sorted by risk (top risks
+        # go by assets.finding_risk_bound).
+        Index(
+            "ix_findings_unopened_status",
+            "status",
+            "risk_score",
+            sqlite_where=UNOPENED,
+            postgresql_where=UNOPENED,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
