@@ -145,6 +145,14 @@ def is_dirty(factory: sessionmaker[Session], asset_id: int) -> bool:
         return asset.findings_dirty
 
 
+def needs_rescore(factory: sessionmaker[Session], asset_id: int) -> bool:
+    """Marked for new scores only (not to be matched again)."""
+    with transaction(factory) as session:
+        asset = session.get(Asset, asset_id)
+        assert asset is not None
+        return asset.scores_dirty and not asset.findings_dirty
+
+
 def recompute_at(factory: sessionmaker[Session], asset_id: int, now: datetime) -> None:
     with transaction(factory) as session:
         findings.recompute_asset(session, asset_id, findings.IndexCache().get(session), now=now)
@@ -242,9 +250,60 @@ def test_kev_imported_after_findings_exist_rescores_them(
 ) -> None:
     findings.recompute_dirty(session_factory)
     import_kev(session_factory, tmp_path)
-    findings.recompute_dirty(session_factory)
+    assert needs_rescore(session_factory, debian_asset)
+    result = findings.recompute_dirty(session_factory)
+    assert (result.assets, result.opened, result.updated) == (1, 0, 1)
     pwnkit = all_findings(session_factory, debian_asset)[("policykit-1", "CVE-2021-4034")]
     assert pwnkit.risk_score == KEV_RISK
+
+
+def test_a_day_of_epss_rescores_as_a_rematch_would(
+    session_factory: sessionmaker[Session], debian_asset: int, tmp_path: Path
+) -> None:
+    """New EPSS scores re-score findings without matching again (a package
+    changed behind the server's back stays unmatched), and the scores written are
+    exactly what a full re-match writes: it then finds nothing to change."""
+    findings.recompute_dirty(session_factory)
+    import_kev(session_factory, tmp_path)
+    findings.recompute_dirty(session_factory)
+    with transaction(session_factory) as session:
+        priorities.set_sla_policy(
+            session, "test", None, {"critical": 5, "high": 7, "medium": 20, "low": 40}
+        )
+        findings.mark_all_for_rescore(session)
+    unscored = all_findings(session_factory, debian_asset)
+    sla = findings.recompute_dirty(session_factory)
+    assert (sla.opened, sla.fixed) == (0, 0) and sla.updated > 0
+    rescored = all_findings(session_factory, debian_asset)
+    assert any(rescored[k].due_at != unscored[k].due_at for k in rescored)
+    with transaction(session_factory) as session:
+        session.execute(
+            text("UPDATE installed_packages SET version = '0.105-30' WHERE name = 'policykit-1'")
+        )
+    epss = tmp_path / "epss_scores-2025-08-01.csv"
+    epss.write_text(
+        "#model_version:v2025.03.14,score_date:2025-08-01T00:00:00+0000\n"
+        "cve,epss,percentile\n"
+        "CVE-2021-4034,0.85911,0.99351\n"
+        "CVE-2022-2068,0.01536,0.80412\n"
+    )
+    feeds.import_feed(session_factory, epss, None, "test")
+    assert needs_rescore(session_factory, debian_asset)
+    before = all_findings(session_factory, debian_asset)
+    result = findings.recompute_dirty(session_factory)
+    assert (result.opened, result.fixed, result.updated) == (0, 0, 2)
+    after = all_findings(session_factory, debian_asset)
+    changed = {k for k in after if after[k].risk_score != before[k].risk_score}
+    assert changed == {("policykit-1", "CVE-2021-4034"), ("libssl1.1", "CVE-2022-2068")}
+    assert after[("policykit-1", "CVE-2021-4034")].installed_version == "0.105-31"
+    with transaction(session_factory) as session:
+        findings.mark_all_assets(session)
+    again = findings.recompute_dirty(session_factory)
+    assert again.updated == 1  # only the installed version the rematch saw
+    rematched = all_findings(session_factory, debian_asset)
+    assert {k: (f.risk_score, f.due_at) for k, f in rematched.items()} == {
+        k: (f.risk_score, f.due_at) for k, f in after.items()
+    }
 
 
 def test_upgrade_fixes_and_downgrade_reopens(
@@ -548,7 +607,7 @@ def test_criticality_change_rescores(
         assets.update_attributes(
             session, "test", debian_asset, AssetAttributes(criticality=1, internet_facing=True)
         )
-    assert is_dirty(session_factory, debian_asset)
+    assert needs_rescore(session_factory, debian_asset)
     result = findings.recompute_dirty(session_factory)
     assert (result.opened, result.updated) == (0, 8)
     found = all_findings(session_factory, debian_asset)
@@ -566,6 +625,7 @@ def test_criticality_change_rescores(
             session, "test", debian_asset, AssetAttributes(timezone="Europe/Berlin")
         )
     assert not is_dirty(session_factory, debian_asset)
+    assert not needs_rescore(session_factory, debian_asset)
 
 
 def test_risk_weights_change_rescores(
@@ -574,7 +634,8 @@ def test_risk_weights_change_rescores(
     findings.recompute_dirty(session_factory)
     with transaction(session_factory) as session:
         priorities.set_risk_weights(session, "test", {"cvss": 3.0})
-        findings.mark_all_assets(session)
+        findings.mark_all_for_rescore(session)
+    assert needs_rescore(session_factory, debian_asset)
     findings.recompute_dirty(session_factory)
     found = all_findings(session_factory, debian_asset)
     assert {f.risk_score for f in found.values()} == {round(5.5 * 3 * CONTEXT, 1)}

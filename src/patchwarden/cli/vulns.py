@@ -219,7 +219,7 @@ def policy_risk_weights(
             weights = priorities.set_risk_weights(
                 session, cli_actor(), None if reset else current | _pairs(set_ or [])
             )
-            findings.mark_all_assets(session)
+            findings.mark_all_for_rescore(session)
         else:
             weights = priorities.risk_weights(session)
         print_json(weights.as_dict())
@@ -242,7 +242,7 @@ def policy_sla(
             policy = priorities.set_sla_policy(
                 session, cli_actor(), group, None if reset else current | _pairs(set_ or [])
             )
-            findings.mark_all_assets(session)
+            findings.mark_all_for_rescore(session)
         else:
             policy = priorities.sla_policy(session, group)
         print_json(policy.as_dict())

@@ -239,7 +239,7 @@ def update_attributes(
     for name, value in real.items():
         setattr(asset, name, value)
     if real.keys() & RISK_ATTRIBUTES:
-        asset.findings_dirty = True  # risk scores depend on these
+        asset.scores_dirty = True  # risk scores depend on these
     if real:
         asset.updated_at = utcnow()
         audit.record(

@@ -459,6 +459,78 @@ def recompute_asset(
     context, the encoded rows of each package's new findings and the scores of
     stored ones: fleets repeat packages and contexts, so an asset's first match
     costs a dictionary lookup per package and a tuple per finding."""
+    asset, one = _asset_pass(session, asset_id, index, now, cache, scoring, run_memo)
+    packages = _current_rows(session, asset_id)
+    existing = {row[1:5]: row for row in _driver_rows(session, _STORED_FINDINGS, asset_id)}
+    first = None if existing else one.first_match_rows(packages)
+    if first is not None:
+        rows, bound = first
+        one.writer.write(rows)
+        result = RecomputeResult(assets=1, opened=len(rows), open_total=len(rows))
+    else:
+        result, bound = one.rematch(list(map(InstalledPackage._make, packages)), existing)
+    asset.finding_risk_bound = bound
+    asset.findings_dirty = asset.scores_dirty = False
+    asset.patches_dirty = True  # the findings each patch closes may have changed
+    session.flush()
+    return result
+
+
+# An asset's unfixed findings with what their scores are compared by, for a re-score.
+_STORED_SCORES = (
+    "SELECT id, vulnerability_id, status, first_seen_at, risk_score, due_at FROM findings"
+    " WHERE asset_id = {mark} AND status <> 'fixed'"
+)
+
+
+def rescore_asset(
+    session: Session,
+    asset_id: int,
+    index: AdvisoryIndex,
+    now: datetime | None = None,
+    cache: dict[Any, Any] | None = None,
+    scoring: ScoringContext | None = None,
+    run_memo: dict[Any, Any] | None = None,
+) -> RecomputeResult:
+    """Bring the risk scores and due dates of an asset's unfixed findings up to
+    date without matching again, as a re-match would write them: what changed is
+    only what they are scored from (CVSS, EPSS, KEV, risk weights, SLA policy, the
+    asset's attributes), not its packages or the advisories."""
+    asset, one = _asset_pass(session, asset_id, index, now, cache, scoring, run_memo)
+    stored = _driver_rows(session, _STORED_SCORES, asset_id)
+    one._vulnerabilities(row[1] for row in stored)
+    updates: list[dict[str, Any]] = []
+    bound = 0.0
+    for id_, vulnerability_id, _, first_seen, stored_risk, stored_due in stored:
+        risk, due_as_stored, due = one._scores(vulnerability_id, first_seen)
+        bound = max(bound, risk)
+        change: dict[str, Any] = {}
+        if risk != stored_risk:
+            change["risk_score"] = risk
+        if due_as_stored != stored_due:
+            change["due_at"] = due
+        if change:
+            updates.append({"id": id_, **change})
+    if updates:
+        session.execute(update(Finding), updates)
+        asset.patches_dirty = True  # a patch's risk is its findings'
+    asset.finding_risk_bound = bound
+    asset.scores_dirty = False
+    session.flush()
+    return RecomputeResult(
+        assets=1, updated=len(updates), open_total=sum(1 for row in stored if row[2] == "open")
+    )
+
+
+def _asset_pass(
+    session: Session,
+    asset_id: int,
+    index: AdvisoryIndex,
+    now: datetime | None,
+    cache: dict[Any, Any] | None,
+    scoring: ScoringContext | None,
+    run_memo: dict[Any, Any] | None,
+) -> tuple[Asset, _AssetPass]:
     asset = session.get(Asset, asset_id)
     if asset is None:
         raise NotFound(f"asset {asset_id} not found")
@@ -466,7 +538,7 @@ def recompute_asset(
     context = AssetContext(
         asset.id, asset.criticality, asset.internet_facing, asset.data_sensitivity
     )
-    one = _AssetPass(
+    return asset, _AssetPass(
         session=session,
         index=index,
         platform=platform_of_os(asset.os_id, asset.os_version_id),
@@ -484,20 +556,6 @@ def recompute_asset(
         writer=FindingWriter(session),
         memo={} if run_memo is None else run_memo,
     )
-    packages = _current_rows(session, asset_id)
-    existing = {row[1:5]: row for row in _driver_rows(session, _STORED_FINDINGS, asset_id)}
-    first = None if existing else one.first_match_rows(packages)
-    if first is not None:
-        rows, bound = first
-        one.writer.write(rows)
-        result = RecomputeResult(assets=1, opened=len(rows), open_total=len(rows))
-    else:
-        result, bound = one.rematch(list(map(InstalledPackage._make, packages)), existing)
-    asset.finding_risk_bound = bound
-    asset.findings_dirty = False
-    asset.patches_dirty = True  # the findings each patch closes may have changed
-    session.flush()
-    return result
 
 
 @dataclass(frozen=True)
@@ -718,12 +776,7 @@ def mark_assets_for_vulnerabilities(session: Session, ids: Iterable[str]) -> Non
     """Re-score the assets with findings of these vulnerabilities (KEV, EPSS, NVD changed)."""
     wanted = sorted(set(ids))
     if len(wanted) > 5000:  # an EPSS day touches every CVE: cheaper to re-score all
-        session.execute(
-            update(Asset)
-            .where(Asset.id.in_(select(Finding.asset_id).distinct()))
-            .values(findings_dirty=True)
-            .execution_options(synchronize_session=False)
-        )
+        mark_all_for_rescore(session)
         return
     for start in range(0, len(wanted), CHUNK):
         session.execute(
@@ -735,14 +788,22 @@ def mark_assets_for_vulnerabilities(session: Session, ids: Iterable[str]) -> Non
                     )
                 )
             )
-            .values(findings_dirty=True)
+            .values(scores_dirty=True)
             .execution_options(synchronize_session=False)
         )
 
 
 def mark_all_assets(session: Session) -> None:
+    """Match every asset again (e.g. on request, after a matching fix)."""
     session.execute(
         update(Asset).values(findings_dirty=True).execution_options(synchronize_session=False)
+    )
+
+
+def mark_all_for_rescore(session: Session) -> None:
+    """Re-score every asset's findings (risk weights or an SLA policy changed)."""
+    session.execute(
+        update(Asset).values(scores_dirty=True).execution_options(synchronize_session=False)
     )
 
 
@@ -805,23 +866,21 @@ class _RecomputeRun:
                 index = INDEX_CACHE.get(session)
                 cache = INDEX_CACHE.matches
                 scoring = self._scoring(session)
-                ids = list(
-                    session.execute(
-                        select(Asset.id)
-                        .where(Asset.findings_dirty.is_(True))
-                        .order_by(Asset.id)
-                        .limit(size)
-                        # Workers and server processes share the work without colliding.
-                        .with_for_update(skip_locked=True)
-                    ).scalars()
-                )
-                if not ids:
+                claimed = session.execute(
+                    select(Asset.id, Asset.findings_dirty)
+                    .where(or_(Asset.findings_dirty.is_(True), Asset.scores_dirty.is_(True)))
+                    .order_by(Asset.id)
+                    .limit(size)
+                    # Workers and server processes share the work without colliding.
+                    .with_for_update(skip_locked=True)
+                ).all()
+                if not claimed:
                     return
                 # Fewer than asked for: no other asset was dirty and unclaimed, so
                 # this is the last batch (later changes wait for the next run).
-                last = len(ids) < size
-                for asset_id in ids:
-                    one = recompute_asset(
+                last = len(claimed) < size
+                for asset_id, rematch in claimed:
+                    one = (recompute_asset if rematch else rescore_asset)(
                         session,
                         asset_id,
                         index,
@@ -848,13 +907,16 @@ class _RecomputeRun:
 
 
 def ensure_fresh(factory: sessionmaker[Session], asset_id: int) -> None:
-    """Recompute an asset's findings first if its inventory or the feeds changed."""
+    """Recompute an asset's findings first if its inventory, the feeds or what
+    findings are scored from changed."""
     with transaction(factory) as session:
         asset = session.get(Asset, asset_id)
         if asset is None:
             raise NotFound(f"asset {asset_id} not found")
         if asset.findings_dirty:
             recompute_asset(session, asset_id, INDEX_CACHE.get(session))
+        elif asset.scores_dirty:
+            rescore_asset(session, asset_id, INDEX_CACHE.get(session))
 
 
 # --- queries -----------------------------------------------------------------------

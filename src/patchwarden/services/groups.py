@@ -199,7 +199,7 @@ def _mark_findings_dirty(session: Session, asset_ids: Sequence[int]) -> None:
         session.execute(
             sa_update(Asset)
             .where(Asset.id.in_(chunk))
-            .values(findings_dirty=True)
+            .values(scores_dirty=True)
             .execution_options(synchronize_session=False)
         )
 

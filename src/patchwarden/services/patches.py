@@ -268,7 +268,11 @@ def recompute_dirty(
             ids = list(
                 session.execute(
                     select(Asset.id)
-                    .where(Asset.patches_dirty.is_(True), Asset.findings_dirty.is_(False))
+                    .where(
+                        Asset.patches_dirty.is_(True),
+                        Asset.findings_dirty.is_(False),
+                        Asset.scores_dirty.is_(False),
+                    )
                     .order_by(Asset.id)
                     .limit(batch)
                     .with_for_update(skip_locked=True)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -168,6 +169,11 @@ class Asset(Base):
     inventory_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     # Set when the inventory changed and findings must be recomputed.
     findings_dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # Set when only what findings are scored from changed (CVSS, EPSS, KEV, risk
+    # weights, SLA policy, the attributes above): re-scored without matching again.
+    scores_dirty: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
     # Set when the inventory or the repositories changed and patches must be recomputed.
     patches_dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # At least the highest risk of the asset's unfixed findings (set by recomputation,

@@ -178,7 +178,7 @@ def put_risk_weights(
 ) -> dict[str, Any]:
     with database.transaction() as session:
         weights = priorities.set_risk_weights(session, principal.actor, body)
-        findings.mark_all_assets(session)
+        findings.mark_all_for_rescore(session)
     return weights.as_dict()
 
 
@@ -199,5 +199,5 @@ def put_sla(
 ) -> dict[str, Any]:
     with database.transaction() as session:
         policy = priorities.set_sla_policy(session, principal.actor, group, body)
-        findings.mark_all_assets(session)
+        findings.mark_all_for_rescore(session)
     return policy.as_dict()
