@@ -193,7 +193,7 @@ def create_dynamic(
     return _view(group, len(_member_ids(session, group)))
 
 
-def _mark_findings_dirty(session: Session, asset_ids: Sequence[int]) -> None:
+def _mark_for_rescore(session: Session, asset_ids: Sequence[int]) -> None:
     """Group SLA policies apply by membership: members' due dates need recomputing."""
     for chunk in _chunks(list(asset_ids)):
         session.execute(
@@ -214,7 +214,7 @@ def add_members(session: Session, actor: str, ref: GroupRef, asset_ids: Iterable
     new = [asset_id for asset_id in ids if asset_id not in current]
     if new:
         _insert_members(session, group.id, new)
-        _mark_findings_dirty(session, new)
+        _mark_for_rescore(session, new)
         group.updated_at = utcnow()
         audit.record(
             session,
@@ -244,7 +244,7 @@ def remove_members(
             )
         )
     if gone:
-        _mark_findings_dirty(session, gone)
+        _mark_for_rescore(session, gone)
         group.updated_at = utcnow()
         audit.record(
             session,
