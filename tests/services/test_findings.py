@@ -19,7 +19,7 @@ from patchwarden.errors import NotFound
 from patchwarden.services import assets, exceptions, feeds, findings, groups, ingest, priorities
 from patchwarden.services.priorities import ScoringContext
 from patchwarden.storage.db import transaction
-from patchwarden.storage.tables import Asset, Finding
+from patchwarden.storage.tables import Asset, Finding, utcnow
 from tests.services.test_feeds import DSA_TEXT, KEV_PWNKIT, kev_catalogue, osv_record, write_json
 
 # Written by hand: a regression update naming CVE-2022-2068 again with a later
@@ -518,7 +518,7 @@ def test_fleet_top_risks_read_by_asset_equal_a_full_sort(
     findings.recompute_dirty(session_factory)
     with transaction(session_factory) as session:
         exceptions.add(
-            session, "test", "asset", ids[3], "change freeze", utcnow_plus(timedelta(days=9))
+            session, "test", "asset", ids[3], "change freeze", utcnow() + timedelta(days=9)
         )
         exceptions.apply_active(session)
         # A bound left high (an upper bound is all the order needs): the last asset
@@ -555,10 +555,6 @@ def test_fleet_top_risks_read_by_asset_equal_a_full_sort(
         top = {f.asset_id: f.risk_score for f in sorted(every, key=lambda f: f.risk_score)}
         assert all(bounds[a] == risk for a, risk in top.items() if a != ids[-1])
         assert bounds[ids[5]] == 0.0  # nothing unfixed
-
-
-def utcnow_plus(delta: timedelta) -> datetime:
-    return datetime.now(UTC) + delta
 
 
 def test_group_sla_policy_sets_members_due_dates(
