@@ -296,6 +296,18 @@ def run(backend: str, assets: int, packages: int, naive_slice: int) -> None:
     print(f"  peak memory         {peak:8.0f} MB (this process: index, caches, batches)")
 
 
+def median_seconds(factory: Any, question: Any) -> float:
+    """The median time of QUERY_RUNS answers to `question(session)`, each in its own
+    transaction."""
+    runs = []
+    for _ in range(QUERY_RUNS):
+        with transaction(factory) as session:
+            started = time.perf_counter()
+            question(session)
+            runs.append(time.perf_counter() - started)
+    return sorted(runs)[QUERY_RUNS // 2]
+
+
 def fleet_queries(factory: Any, asset_id: int) -> dict[str, float]:
     """Median times of the questions the API and CLI answer over the whole fleet."""
     with transaction(factory) as session:
@@ -312,20 +324,12 @@ def fleet_queries(factory: Any, asset_id: int) -> dict[str, float]:
     }
     timings: dict[str, float] = {}
     for name, flt in questions.items():
-        runs = []
-        for _ in range(QUERY_RUNS):
-            with transaction(factory) as session:
-                started = time.perf_counter()
-                findings.list_findings(session, flt, limit=20 if name.startswith("top") else 1000)
-                runs.append(time.perf_counter() - started)
-        timings[name] = sorted(runs)[QUERY_RUNS // 2]
-    runs = []
-    for _ in range(QUERY_RUNS):
-        with transaction(factory) as session:
-            started = time.perf_counter()
-            exceptions.compliance(session)
-            runs.append(time.perf_counter() - started)
-    timings["compliance figures"] = sorted(runs)[QUERY_RUNS // 2]
+        limit = 20 if name.startswith("top") else 1000
+        timings[name] = median_seconds(
+            factory,
+            lambda session, flt=flt, limit=limit: findings.list_findings(session, flt, limit),
+        )
+    timings["compliance figures"] = median_seconds(factory, exceptions.compliance)
     return timings
 
 
