@@ -29,10 +29,21 @@ def test_upgrade_keeps_existing_data(engine: Engine) -> None:
                 " 'active', '[]', '{}', 2, '[]', false, 'internal', '[]', 0, 0, 0, '2026-01-01', '2026-01-01')"
             )
         )
+        # A row that refers to the asset: SQLite alters a table by copying it, which
+        # must not cascade to the rows that refer to the original.
+        connection.execute(
+            text(
+                "INSERT INTO installed_packages (asset_id, ecosystem, name, version, arch, status,"
+                " installed_at) SELECT id, 'deb', 'openssl', '3.0.11-1', 'amd64', 'installed',"
+                " '2026-01-01' FROM assets"
+            )
+        )
     upgrade(engine)
     upgrade(engine)  # idempotent
     with engine.connect() as connection:
         rows = connection.execute(
             text("SELECT hostname, criticality, findings_dirty FROM assets")
         ).all()
+        packages = connection.execute(text("SELECT name, version FROM installed_packages")).all()
     assert [(r[0], r[1], bool(r[2])) for r in rows] == [("kept", 2, False)]
+    assert [tuple(p) for p in packages] == [("openssl", "3.0.11-1")]
