@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from patchwarden.errors import Conflict, InvalidInput, NotFound
 from patchwarden.policy.exceptions import SCOPE_KINDS, RiskAcceptance
-from patchwarden.services import audit
+from patchwarden.services import audit, finding_counts
 from patchwarden.storage.tables import (
     UNOPENED,
     Asset,
@@ -152,25 +152,36 @@ def _findings_of_patches(patch_ids: Any) -> Any:
 def apply_active(session: Session, now: datetime | None = None) -> int:
     """Mark "excepted" every open finding an active acceptance covers."""
     now = now or utcnow()
-    result = session.execute(
-        update(Finding)
-        .where(Finding.status == "open", _covered(now))
-        .values(status="excepted")
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return _set_status(session, (Finding.status == "open", _covered(now)), "excepted")
 
 
 def reopen_uncovered(session: Session, now: datetime | None = None) -> int:
     """Reopen excepted findings no active acceptance covers any more."""
     now = now or utcnow()
-    result = session.execute(
-        update(Finding)
-        .where(UNOPENED, Finding.status == "excepted", ~_covered(now))
-        .values(status="open")
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return _set_status(session, (UNOPENED, Finding.status == "excepted", ~_covered(now)), "open")
+
+
+def _set_status(session: Session, conditions: tuple[Any, ...], status: str) -> int:
+    """Give the findings that meet `conditions` a new status, and count their
+    assets' findings again. The assets are locked first, as recomputation locks
+    those it works on, so that neither overwrites the other's counts."""
+    holders = session.execute(select(Finding.asset_id).distinct().where(*conditions)).scalars()
+    changed = 0
+    for asset_ids in _chunks(finding_counts.lock_assets(session, holders)):
+        result = session.execute(
+            update(Finding)
+            .where(*conditions, Finding.asset_id.in_(asset_ids))
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
+        changed += int(getattr(result, "rowcount", 0) or 0)
+        finding_counts.recount(session, asset_ids)
+    return changed
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    size = finding_counts.CHUNK
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
 def expire(session: Session, now: datetime | None = None) -> list[int]:
@@ -207,25 +218,7 @@ def compliance(session: Session, now: datetime | None = None) -> dict[str, Any]:
     """Fleet compliance figures: open and overdue findings exclude excepted ones,
     which are counted separately; recently expired exceptions are listed."""
     now = now or utcnow()
-    # Findings that are not open are counted by their (partial) index; open ones,
-    # the millions, are what remains of the total.
-    counts: dict[str, int] = {
-        status: count
-        for status, count in session.execute(
-            select(Finding.status, func.count()).where(UNOPENED).group_by(Finding.status)
-        )
-    }
-    total = session.execute(select(func.count()).select_from(Finding)).scalar_one()
-    counts["open"] = total - sum(counts.values())
-    overdue = session.execute(
-        select(func.count())
-        .select_from(Finding)
-        .where(Finding.status == "open", Finding.due_at < now)
-    ).scalar_one()
-    assets_total = session.execute(select(func.count()).select_from(Asset)).scalar_one()
-    assets_open = session.execute(
-        select(func.count(func.distinct(Finding.asset_id))).where(Finding.status == "open")
-    ).scalar_one()
+    counts = finding_counts.fleet_counts(session, now)  # kept per asset, added up
     recent = session.execute(
         select(RiskAcceptanceRow).where(
             RiskAcceptanceRow.revoked_at.is_(None),
@@ -237,12 +230,12 @@ def compliance(session: Session, now: datetime | None = None) -> dict[str, Any]:
         select(func.count()).select_from(RiskAcceptanceRow).where(_active(now))
     ).scalar_one()
     return {
-        "assets": assets_total,
-        "assets_compliant": assets_total - assets_open,
-        "open_findings": counts.get("open", 0),
-        "overdue_findings": overdue,
-        "excepted_findings": counts.get("excepted", 0),
-        "fixed_findings": counts.get("fixed", 0),
+        "assets": counts.assets,
+        "assets_compliant": counts.assets - counts.assets_with_open,
+        "open_findings": counts.open,
+        "overdue_findings": counts.overdue,
+        "excepted_findings": counts.excepted,
+        "fixed_findings": counts.fixed,
         "active_exceptions": active,
         "recently_expired_exceptions": [view(r, now) for r in recent],
         "scopes": list(SCOPE_KINDS),

@@ -39,6 +39,7 @@ from patchwarden.matching.engine import Match, match_packages
 from patchwarden.matching.index import AdvisoryIndex
 from patchwarden.prioritize.risk import RiskScore, RiskWeights
 from patchwarden.prioritize.sla import sla_status
+from patchwarden.services.finding_counts import Tally, due_counts
 from patchwarden.services.priorities import AssetContext, ScoringContext
 from patchwarden.storage.bulk import FindingWriter
 from patchwarden.storage.db import transaction
@@ -464,12 +465,13 @@ def recompute_asset(
     existing = {row[1:5]: row for row in _driver_rows(session, _STORED_FINDINGS, asset_id)}
     first = None if existing else one.first_match_rows(packages)
     if first is not None:
-        rows, bound = first
+        rows, bound, tally = first
         one.writer.write(rows)
         result = RecomputeResult(assets=1, opened=len(rows), open_total=len(rows))
     else:
-        result, bound = one.rematch(list(map(InstalledPackage._make, packages)), existing)
+        result, bound, tally = one.rematch(list(map(InstalledPackage._make, packages)), existing)
     asset.finding_risk_bound = bound
+    tally.store(asset)
     asset.findings_dirty = asset.scores_dirty = False
     asset.patches_dirty = True  # the findings each patch closes may have changed
     session.flush()
@@ -501,9 +503,12 @@ def rescore_asset(
     one._vulnerabilities(row[1] for row in stored)
     updates: list[dict[str, Any]] = []
     bound = 0.0
-    for id_, vulnerability_id, _, first_seen, stored_risk, stored_due in stored:
+    tally = Tally()
+    tally.counts["fixed"] = asset.fixed_findings  # a re-score fixes nothing
+    for id_, vulnerability_id, status, first_seen, stored_risk, stored_due in stored:
         risk, due_as_stored, due = one._scores(vulnerability_id, first_seen)
         bound = max(bound, risk)
+        tally.add(status, due)
         change: dict[str, Any] = {}
         if risk != stored_risk:
             change["risk_score"] = risk
@@ -515,6 +520,7 @@ def rescore_asset(
         session.execute(update(Finding), updates)
         asset.patches_dirty = True  # a patch's risk is its findings'
     asset.finding_risk_bound = bound
+    tally.store(asset)
     asset.scores_dirty = False
     session.flush()
     return RecomputeResult(
@@ -575,10 +581,10 @@ class _AssetPass:
 
     def first_match_rows(
         self, packages: Sequence[tuple[Any, ...]]
-    ) -> tuple[list[Any], float] | None:
-        """The encoded rows of an asset that has no findings yet and their highest
-        risk, or None when two installed versions share a finding's identity (they
-        merge: the general path)."""
+    ) -> tuple[list[Any], float, Tally] | None:
+        """The encoded rows of an asset that has no findings yet, their highest
+        risk and their count, or None when two installed versions share a finding's
+        identity (they merge: the general path)."""
         templates = _templates(self.index, self.cache)
         vulnerable: list[tuple[InstalledPackage, tuple[PackageFinding, ...]]] = []
         for row in packages:
@@ -589,6 +595,7 @@ class _AssetPass:
             return None
         rows: list[Any] = []
         bound = 0.0
+        tally = Tally()
         asset_id, row_of = self.context.asset_id, self.writer.row
         for package, found in vulnerable:
             entry = self.memo.get((id(found), self.context_key))
@@ -599,16 +606,18 @@ class _AssetPass:
                 )
             rows.extend([row_of(asset_id, suffix) for suffix in entry[1]])
             bound = max(bound, entry[2])
-        return rows, bound
+            tally.add_open(len(entry[1]), entry[3])
+        return rows, bound, tally
 
     def _encoded_suffixes(
         self, package: InstalledPackage, found: tuple[PackageFinding, ...]
-    ) -> tuple[tuple[Any, ...], float]:
-        """A package's new findings, encoded without their asset id, and their
-        highest risk."""
+    ) -> tuple[tuple[Any, ...], float, tuple[tuple[str, int], ...]]:
+        """A package's new findings, encoded without their asset id, their highest
+        risk, and their due dates counted."""
         vulnerabilities = self._vulnerabilities(f.vulnerability_id for f in found)
         scoring, context, now = self.scoring, self.context, self.now
         risks = [scoring.risk(vulnerabilities[f.vulnerability_id], context).score for f in found]
+        dues = [scoring.due(vulnerabilities[f.vulnerability_id], context, now).due for f in found]
         suffixes = tuple(
             self.writer.encode_suffix(
                 (
@@ -625,12 +634,12 @@ class _AssetPass:
                     f.fixed_version,
                     f.platform,
                     risk,
-                    scoring.due(vulnerabilities[f.vulnerability_id], context, now).due,
+                    due,
                 )
             )
-            for f, risk in zip(found, risks, strict=True)
+            for f, risk, due in zip(found, risks, dues, strict=True)
         )
-        return suffixes, max(risks, default=0.0)
+        return suffixes, max(risks, default=0.0), due_counts(dues)
 
     def _vulnerabilities(self, ids: Iterable[str]) -> dict[str, VulnerabilityInfo]:
         """Scoring's vulnerability memo, filled from the database where it lacks ids."""
@@ -654,15 +663,17 @@ class _AssetPass:
 
     def rematch(
         self, packages: Sequence[InstalledPackage], existing: dict[FindingKey, Any]
-    ) -> tuple[RecomputeResult, float]:
+    ) -> tuple[RecomputeResult, float, Tally]:
         """Compare what matching says now with the asset's stored findings and
-        write only the differences; also the highest risk of its unfixed findings."""
+        write only the differences; also the highest risk of its unfixed findings,
+        and its findings as they now stand, counted."""
         grouped = package_findings(self.index, self.platform, packages, self.cache)
         source_names = {(p.ecosystem, p.name, p.arch): p.source_name for p in packages}
         self._vulnerabilities(k[3] for k in grouped)
         asset_id, writer, now = self.context.asset_id, self.writer, self.now
         result = RecomputeResult(assets=1)
         bound = 0.0
+        tally = Tally()
         inserts: list[Any] = []
         updates: list[dict[str, Any]] = []
         for key, found in grouped.items():
@@ -671,6 +682,7 @@ class _AssetPass:
             if old is None:
                 risk, _, due = self._scores(key[3], writer.stored(now))
                 bound = max(bound, risk)
+                tally.add("open", due)
                 inserts.append(
                     writer.encode(
                         (
@@ -692,6 +704,8 @@ class _AssetPass:
                 continue
             risk, stored_due, due = self._scores(key[3], old[_FIRST_SEEN])
             bound = max(bound, risk)
+            status = old[_STATUS]
+            tally.add("open" if status == "fixed" else status, due)  # fixed ones reopen
             computed = (
                 found.installed_version,
                 source_name,
@@ -702,7 +716,6 @@ class _AssetPass:
                 stored_due,
             )
             stored = old[_COMPUTED_FROM:]
-            status = old[_STATUS]
             if status != "fixed" and stored == computed:
                 continue  # the common case on a re-match: nothing to write
             change: dict[str, Any] = {
@@ -722,7 +735,10 @@ class _AssetPass:
                 updates.append({"id": old[_ID], **change})
                 result.updated += 1
         for key, old in existing.items():
-            if key not in grouped and old[_STATUS] in OPEN_STATES:
+            if key in grouped:
+                continue
+            tally.add("fixed", None)
+            if old[_STATUS] in OPEN_STATES:
                 updates.append({"id": old[_ID], "status": "fixed", "fixed_at": now})
                 result.fixed += 1
         result.opened = len(inserts)
@@ -732,7 +748,7 @@ class _AssetPass:
         result.open_total = sum(
             1 for k in grouped if k not in existing or existing[k][_STATUS] in ("open", "fixed")
         )
-        return result, bound
+        return result, bound, tally
 
 
 def _spellings(platform: str, name: str) -> set[str]:

@@ -180,6 +180,14 @@ class Asset(Base):
     # the only writer of risk scores): the fleet's top open risks are read asset by
     # asset in this order, so no index over millions of findings keeps them sorted.
     finding_risk_bound: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    # The asset's findings by status, and its open ones by due date ({instant: count},
+    # services.finding_counts keys them): kept by recomputation and exceptions, so
+    # that the fleet's compliance figures add up assets, not millions of findings.
+    open_findings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    excepted_findings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fixed_findings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    open_due_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    earliest_open_due: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
