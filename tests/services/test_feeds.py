@@ -234,7 +234,7 @@ def test_real_feed_imported_twice_changes_nothing_the_second_time(
     counts = row_counts(factory)
     assert counts[table] == rows
     with transaction(factory) as session:
-        generation = findings.feed_generation(session)
+        generation = (findings.feed_generation(session), findings.scores_generation(session))
         stamp = session.execute(select(func.max(Advisory.imported_at))).scalar_one()
         kev_stamp = session.execute(select(func.max(KevEntryRow.imported_at))).scalar_one()
         sources = set(session.execute(select(Advisory.source_file).distinct()).scalars())
@@ -249,7 +249,8 @@ def test_real_feed_imported_twice_changes_nothing_the_second_time(
         assert len(stored_withdrawn) == withdrawn
         matched = {a.id for a in findings.load_advisories(session)}
         assert not matched & stored_withdrawn
-    assert generation == 1
+    # Advisories move what matching reads; KEV entries only what findings are scored from.
+    assert generation == ((0, 1) if table == "kev_entries" else (1, 0))
     # Provenance: every row names the file it came from.
     if path.is_dir():  # v3.3-community.json lists no package at all
         assert sources == {str(p) for p in path.iterdir()} - {str(path / "v3.3-community.json")}
@@ -262,7 +263,9 @@ def test_real_feed_imported_twice_changes_nothing_the_second_time(
     assert second.touched == set()
     assert row_counts(factory) == counts
     with transaction(factory) as session:
-        assert findings.feed_generation(session) == generation
+        assert (findings.feed_generation(session), findings.scores_generation(session)) == (
+            generation
+        )
         assert session.execute(select(func.max(Advisory.imported_at))).scalar_one() == stamp
         assert session.execute(select(func.max(KevEntryRow.imported_at))).scalar_one() == kev_stamp
         history = feeds.list_imports(session)
@@ -297,7 +300,9 @@ def test_small_files_twice_and_history(
         "epss_scores": 0,
     }
     with transaction(session_factory) as session:
-        assert findings.feed_generation(session) == 3
+        # DSA and OSV records change advisories; the KEV entry only scores.
+        assert findings.feed_generation(session) == 2
+        assert findings.scores_generation(session) == 1
 
     for path in (dsa, osv, kev):
         again = feeds.import_feed(session_factory, path, None, "bob")
@@ -305,7 +310,8 @@ def test_small_files_twice_and_history(
         assert again.unchanged > 0 and not again.changed
     assert row_counts(session_factory) == counts
     with transaction(session_factory) as session:
-        assert findings.feed_generation(session) == 3
+        assert findings.feed_generation(session) == 2
+        assert findings.scores_generation(session) == 1
         history = feeds.list_imports(session)
         assert [(h.actor, Path(h.path).name, h.created, h.unchanged) for h in history] == [
             ("bob", "kev.json", 0, 1),

@@ -287,11 +287,16 @@ def test_a_day_of_epss_rescores_as_a_rematch_would(
         "CVE-2021-4034,0.85911,0.99351\n"
         "CVE-2022-2068,0.01536,0.80412\n"
     )
+    with transaction(session_factory) as session:
+        index = findings.INDEX_CACHE.get(session)
     feeds.import_feed(session_factory, epss, None, "test")
     assert needs_rescore(session_factory, debian_asset)
     before = all_findings(session_factory, debian_asset)
     result = findings.recompute_dirty(session_factory)
     assert (result.opened, result.fixed, result.updated) == (0, 0, 2)
+    with transaction(session_factory) as session:
+        # The process kept its advisory index: EPSS is not what matching reads.
+        assert findings.INDEX_CACHE.get(session) is index
     after = all_findings(session_factory, debian_asset)
     changed = {k for k in after if after[k].risk_score != before[k].risk_score}
     assert changed == {("policykit-1", "CVE-2021-4034"), ("libssl1.1", "CVE-2022-2068")}

@@ -69,6 +69,7 @@ class ImportSummary:
     touched: set[tuple[str, str]] = field(default_factory=set)
     # Vulnerabilities whose scores changed (NVD, KEV, EPSS): their findings need re-scoring.
     rescored: set[str] = field(default_factory=set)
+    advisories_changed: bool = False  # what matching reads: processes rebuild their index
 
     @property
     def changed(self) -> bool:
@@ -124,10 +125,13 @@ def import_feed(
         _store_batch(factory, pending, summary, progress)
     summary.seconds = time.perf_counter() - started
     with transaction(factory) as session:
-        if summary.changed or summary.rescored:
-            # Processes also memoise vulnerability details (CVSS, KEV, EPSS) by generation.
+        if summary.advisories_changed:
+            # Server processes rebuild their advisory index (and drop their score memos).
             findings.bump_feed_generation(session)
             findings.mark_assets_for_names(session, summary.touched)
+        if summary.rescored:
+            # Only what findings are scored from: processes keep their index.
+            findings.bump_feed_generation(session, findings.SCORES_STATE_ID)
             findings.mark_assets_for_vulnerabilities(session, summary.rescored)
         session.execute(
             update(FeedImport)
@@ -179,8 +183,11 @@ def _store_batch(
             try:
                 outcome = _store_record(session, record, file, now, summary.touched)
                 savepoint.commit()
-                if outcome != "unchanged" and isinstance(record, KevEntry | VulnerabilityRecord):
-                    summary.rescored.add(_record_id(record))
+                if outcome != "unchanged":
+                    if isinstance(record, KevEntry | VulnerabilityRecord):
+                        summary.rescored.add(_record_id(record))
+                    else:
+                        summary.advisories_changed = True
             except (PatchwardenError, SQLAlchemyError, ValueError) as exc:
                 savepoint.rollback()
                 summary.reject(RejectedRecord(_record_id(record), f"not stored: {exc}"))

@@ -88,16 +88,28 @@ class RecomputeResult:
 # --- the advisory index, cached per process ------------------------------------
 
 
-def feed_generation(session: Session) -> int:
-    state = session.get(FeedState, 1)
+# feed_state rows: advisories (what matching reads) and scores (CVSS, KEV, EPSS:
+# what findings are scored from). A day's EPSS moves only the second, so server
+# processes keep their advisory index and drop only their score memos.
+ADVISORIES_STATE_ID = 1
+SCORES_STATE_ID = 3  # 2 is the repositories' (services.repositories)
+
+
+def feed_generation(session: Session, state_id: int = ADVISORIES_STATE_ID) -> int:
+    state = session.get(FeedState, state_id)
     return state.generation if state else 0
 
 
-def bump_feed_generation(session: Session) -> None:
-    """Tell every server process that advisories changed."""
-    state = session.get(FeedState, 1)
+def scores_generation(session: Session) -> int:
+    return feed_generation(session, SCORES_STATE_ID)
+
+
+def bump_feed_generation(session: Session, state_id: int = ADVISORIES_STATE_ID) -> None:
+    """Tell every server process that advisories changed (or, with
+    SCORES_STATE_ID, what findings are scored from)."""
+    state = session.get(FeedState, state_id)
     if state is None:
-        session.add(FeedState(id=1, generation=1, changed_at=utcnow()))
+        session.add(FeedState(id=state_id, generation=1, changed_at=utcnow()))
     else:
         state.generation += 1
         state.changed_at = utcnow()
@@ -163,13 +175,15 @@ def _settle_long_lived() -> None:
 
 
 class IndexCache:
-    """The matching index of this process, rebuilt when the feed generation moves,
-    with what recomputation memoises against it: per-package matches and the
-    vulnerability details (both change only with the feeds)."""
+    """The matching index of this process, rebuilt when the advisories' generation
+    moves, with what recomputation memoises against it: per-package matches, and
+    the vulnerability details, risks and due dates, which are dropped when either
+    generation moves (scores change with advisories, NVD, KEV and EPSS)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._generation: tuple[str, int] = ("", -1)
+        self._scores_generation = -1
         self._index: AdvisoryIndex | None = None
         self.matches: dict[Any, Any] = {}
         self.vulnerabilities: dict[str, VulnerabilityInfo] = {}
@@ -187,16 +201,23 @@ class IndexCache:
     def get(self, session: Session) -> AdvisoryIndex:
         # The database is part of the key: a process (tests, tools) may open several.
         generation = (str(session.get_bind().engine.url), feed_generation(session))
+        scores = scores_generation(session)
         with self._lock:
             if self._index is None or generation != self._generation:
                 self._index = AdvisoryIndex.build(load_advisories(session))
                 self._generation = generation
-                self.matches, self.vulnerabilities, self._risks = {}, {}, {}
-                self.dues = {}
+                self.matches = {}
+                self._drop_scores(scores)
                 _settle_long_lived()
+            elif scores != self._scores_generation:
+                self._drop_scores(scores)
             elif len(self.matches.get(_TEMPLATES_SLOT, (None, ()))[1]) > MAX_MEMOISED_PACKAGES:
                 self.matches = {}
             return self._index
+
+    def _drop_scores(self, generation: int) -> None:
+        self.vulnerabilities, self._risks, self.dues = {}, {}, {}
+        self._scores_generation = generation
 
 
 INDEX_CACHE = IndexCache()
