@@ -16,6 +16,7 @@ def _pragma(connection: Connection, setting: str) -> None:
     driver: Any = connection.connection.driver_connection
     driver.execute(f"PRAGMA {setting}")
 
+
 with engine.connect() as connection:
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
