@@ -9,7 +9,8 @@ Imports every shared advisory feed, then prints: full match time for the fleet
 (including writing findings), findings written per second, a full re-match and
 a full re-score (a day's EPSS update) with nothing changed, re-match of one
 changed asset, the fleet-wide questions (top risks, one asset's findings, which
-assets have the most widespread vulnerability, compliance figures), peak
+assets have the most widespread vulnerability, the findings of the package with
+the most, compliance figures), peak
 memory, and the naive approach (every package row against every advisory range
 of its name, no pre-parsing, no de-duplication) timed on a slice and
 extrapolated — for SQLite and PostgreSQL.
@@ -317,10 +318,19 @@ def fleet_queries(factory: Any, asset_id: int) -> dict[str, float]:
             .order_by(func.count().desc())
             .limit(1)
         ).scalar_one()
+        # The source package with the most findings: the largest by-package answer.
+        package = session.execute(
+            select(Finding.source_name)
+            .where(Finding.source_name.is_not(None))
+            .group_by(Finding.source_name)
+            .order_by(func.count().desc())
+            .limit(1)
+        ).scalar_one()
     questions = {
         "top 20 risks": findings.FindingFilter(),
         "one asset's": findings.FindingFilter(asset_id=asset_id),
         f"assets with {widest[:7]}": findings.FindingFilter(vulnerability_id=widest),
+        f"package {package[:11]}": findings.FindingFilter(package=package),
     }
     timings: dict[str, float] = {}
     for name, flt in questions.items():

@@ -411,6 +411,30 @@ def test_feed_import_marks_only_assets_holding_the_package(
     assert not is_dirty(session_factory, holder)
 
 
+def test_findings_by_package_include_packages_a_rematch_found(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A package that first has findings on a re-match (installed later) is listed
+    by name across the fleet, as is one whose findings came with the first match."""
+    import_debian(session_factory, tmp_path)
+    record = osv_record(
+        "DEBIAN-CVE-2099-0002",
+        ecosystem="Debian:11",
+        name="bash",
+        aliases=["CVE-2099-0002"],
+        events=[{"introduced": "0"}, {"fixed": "5.1-2+deb11u2"}],
+    )
+    feeds.import_feed(session_factory, write_json(tmp_path / "bash.json", record), None, "test")
+    asset_id = new_asset(session_factory, "deb", [libssl("1.1.1n-0+deb11u1")])
+    findings.recompute_dirty(session_factory)
+    set_inventory(session_factory, asset_id, [libssl("1.1.1n-0+deb11u1"), deb("bash", "5.1-2")])
+    assert findings.recompute_dirty(session_factory).opened == 1
+    with transaction(session_factory) as session:
+        for package, count in [("bash", 1), ("openssl", 6), ("libssl1.1", 6)]:
+            listed = findings.list_findings(session, findings.FindingFilter(package=package))
+            assert len(listed) == count, package
+
+
 def test_withdrawn_advisory_fixes_its_findings(
     session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
@@ -532,22 +556,37 @@ def test_fleet_top_risks_read_by_asset_equal_a_full_sort(
             text("UPDATE assets SET finding_risk_bound = 99 WHERE id = :a"), {"a": ids[-1]}
         )
     with transaction(session_factory) as session:
-        every = session.execute(select(Finding).where(Finding.status == "open")).scalars().all()
+        stored = session.execute(select(Finding)).scalars().all()
+        every = [f for f in stored if f.status == "open"]
         assert len({f.risk_score for f in every}) > 3
         assert len(every) > len({f.risk_score for f in every}) + 20  # many ties
 
-        def expected(package: str | None = None, min_risk: float | None = None) -> list[int]:
+        def expected(
+            package: str | None = None, min_risk: float | None = None, status: str | None = "open"
+        ) -> list[int]:
             kept = [
                 f
-                for f in every
+                for f in stored
                 if (package is None or package in (f.package_name, f.source_name))
                 and (min_risk is None or f.risk_score >= min_risk)
+                and (status is None or f.status == status)
             ]
             return [f.id for f in sorted(kept, key=lambda f: (-f.risk_score, f.asset_id, f.id))]
 
-        for package, min_risk in [(None, None), ("openssl", None), (None, 15.0), ("sudo", 9.0)]:
-            flt = findings.FindingFilter(package=package, min_risk=min_risk)
-            want = expected(package, min_risk)
+        for package, min_risk, status in [
+            (None, None, "open"),
+            ("openssl", None, "open"),  # a source: its binaries' findings
+            ("libssl1.1", None, "open"),  # a binary
+            (None, 15.0, "open"),
+            ("sudo", 9.0, "open"),
+            ("openssl", None, None),
+            ("openssl", None, "fixed"),
+            ("policykit-1", None, "excepted"),
+            ("no-such-package", None, None),
+        ]:
+            flt = findings.FindingFilter(package=package, min_risk=min_risk, status=status)
+            want = expected(package, min_risk, status)
+            assert want or package == "no-such-package"
             pages = [(n, 0) for n in range(1, len(want) + 1)]
             for limit, offset in [*pages, (7, 3), (40, 10), (1000, 0), (3, len(want))]:
                 got = [f.id for f, _, _ in findings.list_findings(session, flt, limit, offset)]

@@ -52,7 +52,7 @@ def test_upgrade_keeps_existing_data(engine: Engine) -> None:
     assert [tuple(p) for p in packages] == [("openssl", "3.0.11-1")]
 
 
-def test_upgrade_counts_the_findings_assets_already_have(engine: Engine) -> None:
+def test_upgrade_counts_and_names_the_findings_assets_already_have(engine: Engine) -> None:
     command.downgrade(alembic_config(engine), "0006")
     with engine.begin() as connection:
         asset_id = connection.execute(
@@ -84,12 +84,14 @@ def test_upgrade_counts_the_findings_assets_already_have(engine: Engine) -> None
             )
     upgrade(engine)
     with engine.connect() as connection:
+        names = connection.execute(text("SELECT * FROM finding_package_names")).all()
         counted = connection.execute(
             text(
                 "SELECT open_findings, excepted_findings, fixed_findings,"
                 " CAST(open_due_counts AS TEXT), earliest_open_due FROM assets"
             )
         ).one()
+    assert [tuple(n) for n in names] == [("deb", "openssl", "")]
     assert counted[:3] == (4, 1, 1)
     assert json.loads(counted[3]) == {
         "2026-12-01T00:00:00.000000Z": 1,

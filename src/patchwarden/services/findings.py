@@ -22,6 +22,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden import versions
@@ -51,6 +53,7 @@ from patchwarden.storage.tables import (
     EpssScoreRow,
     FeedState,
     Finding,
+    FindingPackageName,
     KevEntryRow,
     Vulnerability,
     utcnow,
@@ -268,6 +271,7 @@ class _Grouped:
 
 
 FindingKey = tuple[str, str, str, str]  # ecosystem, package name, arch, vulnerability
+PackageName = tuple[str, str, str]  # ecosystem, package name, source name ("" when none)
 
 
 def group_matches(matches: Sequence[Match]) -> dict[FindingKey, _Grouped]:
@@ -473,6 +477,7 @@ def recompute_asset(
     cache: dict[Any, Any] | None = None,
     scoring: ScoringContext | None = None,
     run_memo: dict[Any, Any] | None = None,
+    names: set[PackageName] | None = None,
 ) -> RecomputeResult:
     """Match the asset's current packages and bring its findings up to date with
     bulk writes: new findings opened, vanished ones fixed, returning ones reopened.
@@ -480,17 +485,26 @@ def recompute_asset(
     `run_memo` (one per run, all of whose assets share `now`) keeps, per asset
     context, the encoded rows of each package's new findings and the scores of
     stored ones: fleets repeat packages and contexts, so an asset's first match
-    costs a dictionary lookup per package and a tuple per finding."""
+    costs a dictionary lookup per package and a tuple per finding.
+
+    The package names of the asset's findings are added to `names`, for the
+    caller to record once per transaction; without it they are recorded here."""
     asset, one = _asset_pass(session, asset_id, index, now, cache, scoring, run_memo)
     packages = _current_rows(session, asset_id)
     existing = {row[1:5]: row for row in _driver_rows(session, _STORED_FINDINGS, asset_id)}
     first = None if existing else one.first_match_rows(packages)
     if first is not None:
-        rows, bound, tally = first
+        rows, bound, tally, found_names = first
         one.writer.write(rows)
         result = RecomputeResult(assets=1, opened=len(rows), open_total=len(rows))
     else:
-        result, bound, tally = one.rematch(list(map(InstalledPackage._make, packages)), existing)
+        result, bound, tally, found_names = one.rematch(
+            list(map(InstalledPackage._make, packages)), existing
+        )
+    if names is None:
+        record_package_names(session, found_names)
+    else:
+        names |= found_names
     asset.finding_risk_bound = bound
     tally.store(asset)
     asset.findings_dirty = asset.scores_dirty = False
@@ -602,10 +616,10 @@ class _AssetPass:
 
     def first_match_rows(
         self, packages: Sequence[tuple[Any, ...]]
-    ) -> tuple[list[Any], float, Tally] | None:
+    ) -> tuple[list[Any], float, Tally, set[PackageName]] | None:
         """The encoded rows of an asset that has no findings yet, their highest
-        risk and their count, or None when two installed versions share a finding's
-        identity (they merge: the general path)."""
+        risk, their count and their package names, or None when two installed
+        versions share a finding's identity (they merge: the general path)."""
         templates = _templates(self.index, self.cache)
         vulnerable: list[tuple[InstalledPackage, tuple[PackageFinding, ...]]] = []
         for row in packages:
@@ -628,7 +642,8 @@ class _AssetPass:
             rows.extend([row_of(asset_id, suffix) for suffix in entry[1]])
             bound = max(bound, entry[2])
             tally.add_open(len(entry[1]), entry[3])
-        return rows, bound, tally
+        names = {(p.ecosystem, p.name, p.source_name or "") for p, _ in vulnerable}
+        return rows, bound, tally, names
 
     def _encoded_suffixes(
         self, package: InstalledPackage, found: tuple[PackageFinding, ...]
@@ -684,10 +699,10 @@ class _AssetPass:
 
     def rematch(
         self, packages: Sequence[InstalledPackage], existing: dict[FindingKey, Any]
-    ) -> tuple[RecomputeResult, float, Tally]:
+    ) -> tuple[RecomputeResult, float, Tally, set[PackageName]]:
         """Compare what matching says now with the asset's stored findings and
         write only the differences; also the highest risk of its unfixed findings,
-        and its findings as they now stand, counted."""
+        its findings as they now stand, counted, and their package names."""
         grouped = package_findings(self.index, self.platform, packages, self.cache)
         source_names = {(p.ecosystem, p.name, p.arch): p.source_name for p in packages}
         self._vulnerabilities(k[3] for k in grouped)
@@ -769,7 +784,20 @@ class _AssetPass:
         result.open_total = sum(
             1 for k in grouped if k not in existing or existing[k][_STATUS] in ("open", "fixed")
         )
-        return result, bound, tally
+        names = {(k[0], k[1], source_names[k[:3]] or "") for k in grouped}
+        return result, bound, tally, names
+
+
+def record_package_names(session: Session, names: Iterable[PackageName]) -> None:
+    """Record package names that findings carry (see FindingPackageName). In
+    sorted order, one statement per chunk: transactions recording overlapping
+    names wait for each other instead of deadlocking."""
+    rows = [{"ecosystem": e, "package_name": n, "source_name": s} for e, n, s in sorted(set(names))]
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    for start in range(0, len(rows), CHUNK):
+        session.execute(
+            insert(FindingPackageName).values(rows[start : start + CHUNK]).on_conflict_do_nothing()
+        )
 
 
 def _spellings(platform: str, name: str) -> set[str]:
@@ -880,6 +908,7 @@ class _RecomputeRun:
     total: RecomputeResult = field(default_factory=RecomputeResult)
     scoring: ScoringContext | None = None  # loaded once: its memos serve the whole run
     claimed: int = 0
+    recorded_names: set[PackageName] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _next_batch_size(self) -> int:
@@ -916,16 +945,29 @@ class _RecomputeRun:
                 # Fewer than asked for: no other asset was dirty and unclaimed, so
                 # this is the last batch (later changes wait for the next run).
                 last = len(claimed) < size
+                names: set[PackageName] = set()
                 for asset_id, rematch in claimed:
-                    one = (recompute_asset if rematch else rescore_asset)(
-                        session,
-                        asset_id,
-                        index,
-                        now=self.now,
-                        cache=cache,
-                        scoring=scoring,
-                        run_memo=self.run_memo,
-                    )
+                    if rematch:
+                        one = recompute_asset(
+                            session,
+                            asset_id,
+                            index,
+                            now=self.now,
+                            cache=cache,
+                            scoring=scoring,
+                            run_memo=self.run_memo,
+                            names=names,
+                        )
+                    else:
+                        one = rescore_asset(
+                            session,
+                            asset_id,
+                            index,
+                            now=self.now,
+                            cache=cache,
+                            scoring=scoring,
+                            run_memo=self.run_memo,
+                        )
                     with self.lock:
                         # Bounded: a mature fleet's findings carry many first-seen
                         # times, and scores memoise per time.
@@ -939,6 +981,10 @@ class _RecomputeRun:
                                 name.name,
                                 getattr(self.total, name.name) + getattr(one, name.name),
                             )
+                with self.lock:
+                    names -= self.recorded_names
+                    self.recorded_names |= names
+                record_package_names(session, names)
             if last:
                 return
 
@@ -973,8 +1019,11 @@ def list_findings(
 ) -> list[tuple[Finding, AssetContext, str]]:
     """Findings with their asset's scoring context and hostname, highest risk
     first (ties: by asset, then by finding)."""
-    fleet_top = flt.asset_id is None and flt.vulnerability_id is None and flt.status == "open"
-    if fleet_top and limit + offset <= TOP_OPEN_DEPTH:
+    fleet_wide = flt.asset_id is None and flt.vulnerability_id is None
+    if fleet_wide and flt.package is not None:
+        ids = _package_ids(session, flt)[offset : offset + limit]
+        query = _finding_query(Finding.id.in_(ids)) if ids else None
+    elif fleet_wide and flt.status == "open" and limit + offset <= TOP_OPEN_DEPTH:
         ids = _top_open_ids(session, flt, limit + offset)[offset:]
         query = _finding_query(Finding.id.in_(ids)) if ids else None
     else:
@@ -1018,6 +1067,43 @@ def _conditions(flt: FindingFilter) -> list[Any]:
     if flt.min_risk is not None:
         conditions.append(Finding.risk_score >= flt.min_risk)
     return conditions
+
+
+def _package_ids(session: Session, flt: FindingFilter) -> list[int]:
+    """The ids of the findings of a package across the fleet, in list order.
+    The name is resolved to the package names that carry it (itself, or the
+    binaries of a source), and each asset's findings of those names are read by
+    the findings' identity index (asset, ecosystem, name), a chunk of assets at a
+    time: no finding of another package is read."""
+    assert flt.package is not None
+    carriers = session.execute(
+        select(FindingPackageName.ecosystem, FindingPackageName.package_name).where(
+            or_(
+                FindingPackageName.package_name == flt.package,
+                FindingPackageName.source_name == flt.package,
+            )
+        )
+    ).all()
+    if not carriers:
+        return []
+    ecosystems = sorted({e for e, _ in carriers})
+    package_names = sorted({n for _, n in carriers})
+    asset_ids = list(session.execute(select(Asset.id).order_by(Asset.id)).scalars())
+    found: list[tuple[float, int, int]] = []
+    for start in range(0, len(asset_ids), CHUNK):
+        found += [
+            (-risk, asset_id, id_)
+            for risk, asset_id, id_ in session.execute(
+                select(Finding.risk_score, Finding.asset_id, Finding.id).where(
+                    Finding.asset_id.in_(asset_ids[start : start + CHUNK]),
+                    Finding.ecosystem.in_(ecosystems),
+                    Finding.package_name.in_(package_names),
+                    *_conditions(flt),
+                )
+            )
+        ]
+    found.sort()
+    return [id_ for _, _, id_ in found]
 
 
 # How deep the fleet's open findings are read asset by asset; a page beyond it

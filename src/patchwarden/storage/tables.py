@@ -499,6 +499,19 @@ class Finding(Base):
     due_at: Mapped[datetime | None]
 
 
+class FindingPackageName(Base):
+    """The (ecosystem, package name, source name) of findings, once each: findings
+    by package resolve a name to the package names that carry it here (a source
+    names its binaries), then read each asset's findings of those names by the
+    findings' identity index, instead of scanning every finding."""
+
+    __tablename__ = "finding_package_names"
+
+    ecosystem: Mapped[str] = mapped_column(String(16), primary_key=True)
+    package_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source_name: Mapped[str] = mapped_column(String(255), primary_key=True)  # "" when none
+
+
 class PolicySetting(Base):
     """Configurable policy values (risk weights, SLA days per group) as JSON."""
 
