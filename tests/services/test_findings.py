@@ -391,16 +391,23 @@ def test_ubuntu_advisories_apply_to_their_own_release_only(
     assert on_jammy.fixed_version == "1:8.9p1-3ubuntu0.10"
 
 
+@pytest.mark.parametrize("names_per_scan", [1, findings.NAMES_PER_SCAN])
 def test_feed_import_marks_only_assets_holding_the_package(
-    session_factory: sessionmaker[Session], tmp_path: Path
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    names_per_scan: int,
 ) -> None:
+    """The touched names are looked up in one scan of current packages, or in
+    several when there are more than a scan takes."""
+    monkeypatch.setattr(findings, "NAMES_PER_SCAN", names_per_scan)
     holder = new_asset(session_factory, "holder", [libssl("1.1.1n-0+deb11u1")])
     other = new_asset(session_factory, "other", [deb("bash", "5.1-2+deb11u1")])
     findings.recompute_dirty(session_factory)
     assert not is_dirty(session_factory, holder) and not is_dirty(session_factory, other)
 
     summary = import_text(session_factory, tmp_path / "DSA_list.txt", DSA_TEXT)
-    assert ("debian:11", "openssl") in summary.touched
+    assert ("debian:11", "openssl") in summary.touched and len(summary.touched) > 1
     assert is_dirty(session_factory, holder)
     assert not is_dirty(session_factory, other)
     result = findings.recompute_dirty(session_factory)

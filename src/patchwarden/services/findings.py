@@ -809,14 +809,21 @@ def _spellings(platform: str, name: str) -> set[str]:
     return variants | {v.title() for v in variants} | {v.capitalize() for v in variants}
 
 
+# Names per query of mark_assets_for_names: each query reads every current package
+# (no index serves a name or source name), so a feed import touching thousands of
+# names does so once. Twice this many parameters stays under SQLite's 32,766 and
+# PostgreSQL's 65,535; both look IN lists this long up in a hash or a b-tree.
+NAMES_PER_SCAN = 10_000
+
+
 def mark_assets_for_names(session: Session, names: Iterable[tuple[str, str]]) -> int:
     """Mark dirty every asset holding a package that a changed advisory names."""
     by_name = sorted(
         {spelling for platform, name in names for spelling in _spellings(platform, name)}
     )
     marked: set[int] = set()
-    for start in range(0, len(by_name), CHUNK):
-        chunk = by_name[start : start + CHUNK]
+    for start in range(0, len(by_name), NAMES_PER_SCAN):
+        chunk = by_name[start : start + NAMES_PER_SCAN]
         holders = session.execute(
             select(PackageRow.asset_id)
             .distinct()
