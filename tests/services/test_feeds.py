@@ -710,3 +710,36 @@ def test_progress_is_reported(session_factory: sessionmaker[Session], tmp_path: 
     seen: list[int] = []
     feeds.import_feed(session_factory, path, None, "test", progress=seen.append)
     assert sum(seen) == 3
+
+
+@pytest.mark.parametrize("osv_first", [False, True])
+def test_a_dsa_in_both_the_tracker_list_and_osv_keeps_the_dated_record(
+    session_factory: sessionmaker[Session], tmp_path: Path, osv_first: bool
+) -> None:
+    """OSV's Debian records reuse the tracker's DSA ids. The list dates nothing,
+    so the dated OSV record stays whichever comes first, and importing both again
+    changes nothing (rather than each overwriting the other in turn)."""
+    dsa = tmp_path / "DSA_list.txt"
+    dsa.write_text(DSA_TEXT)
+    record = osv_record(
+        "DSA-5343-1",
+        ecosystem="Debian:11",
+        name="openssl",
+        modified="2023-02-08T00:00:00Z",
+        aliases=["CVE-2022-2097", "CVE-2022-4304", "CVE-2022-4450", "CVE-2023-0215"],
+        events=[{"introduced": "0"}, {"fixed": "1.1.1n-0+deb11u4"}],
+    )
+    osv = write_json(tmp_path / "DSA-5343-1.json", record)
+    first, second = (osv, dsa) if osv_first else (dsa, osv)
+    feeds.import_feed(session_factory, first, None, "test")
+    replaced = feeds.import_feed(session_factory, second, None, "test")
+    # The OSV record replaces the listed one, or the list leaves it alone.
+    assert outcome(replaced) == ((2, 0, 1, 0, 0) if osv_first else (0, 1, 0, 0, 0))
+    for path in (dsa, osv):
+        again = feeds.import_feed(session_factory, path, None, "test")
+        assert not again.changed and again.touched == set()
+    with transaction(session_factory) as session:
+        advisory = session.get(Advisory, "DSA-5343-1")
+        assert advisory is not None
+        assert (advisory.source, advisory.source_file) == ("osv", str(osv))
+        assert "CVE-2023-0286" not in advisory.aliases

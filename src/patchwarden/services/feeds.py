@@ -261,6 +261,11 @@ def _store_advisory(
             return "unchanged"
         if advisory.modified and row.modified and advisory.modified < row.modified:
             return "unchanged"  # an older copy of a record we already hold
+        if advisory.modified is None and row.modified and row.source != advisory.source:
+            # The same advisory from a list that dates nothing (the DSA/DLA lists
+            # beside OSV's Debian records): the dated record stays, or importing
+            # both would overwrite each in turn.
+            return "unchanged"
         touched.update(
             session.execute(
                 select(AffectedPackageRow.platform, AffectedPackageRow.name).where(
