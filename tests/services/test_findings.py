@@ -16,10 +16,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from patchwarden.domain.attributes import AssetAttributes
 from patchwarden.domain.inventory import Facts, InstalledPackage
 from patchwarden.errors import NotFound
-from patchwarden.services import assets, exceptions, feeds, findings, groups, ingest, priorities
+from patchwarden.services import (
+    assets,
+    exceptions,
+    feeds,
+    finding_counts,
+    findings,
+    groups,
+    ingest,
+    priorities,
+)
 from patchwarden.services.priorities import ScoringContext
 from patchwarden.storage.db import transaction
-from patchwarden.storage.tables import Asset, Finding, utcnow
+from patchwarden.storage.tables import Asset, AssetDirtyName, Finding, utcnow
 from tests.services.test_feeds import DSA_TEXT, KEV_PWNKIT, kev_catalogue, osv_record, write_json
 
 # Written by hand: a regression update naming CVE-2022-2068 again with a later
@@ -139,10 +148,25 @@ def statuses(factory: sessionmaker[Session], asset_id: int) -> dict[tuple[str, s
 
 
 def is_dirty(factory: sessionmaker[Session], asset_id: int) -> bool:
+    """Marked to be matched again: wholly, or its packages of some names."""
     with transaction(factory) as session:
         asset = session.get(Asset, asset_id)
         assert asset is not None
-        return asset.findings_dirty
+        return asset.findings_dirty or asset.names_dirty
+
+
+def dirty_names(factory: sessionmaker[Session], asset_id: int) -> set[str] | None:
+    """The names to match again, or None when the whole asset is."""
+    with transaction(factory) as session:
+        asset = session.get(Asset, asset_id)
+        assert asset is not None
+        if asset.findings_dirty:
+            return None
+        return set(
+            session.execute(
+                select(AssetDirtyName.name).where(AssetDirtyName.asset_id == asset_id)
+            ).scalars()
+        )
 
 
 def needs_rescore(factory: sessionmaker[Session], asset_id: int) -> bool:
@@ -150,7 +174,7 @@ def needs_rescore(factory: sessionmaker[Session], asset_id: int) -> bool:
     with transaction(factory) as session:
         asset = session.get(Asset, asset_id)
         assert asset is not None
-        return asset.scores_dirty and not asset.findings_dirty
+        return asset.scores_dirty and not (asset.findings_dirty or asset.names_dirty)
 
 
 def recompute_at(factory: sessionmaker[Session], asset_id: int, now: datetime) -> None:
@@ -408,7 +432,7 @@ def test_feed_import_marks_only_assets_holding_the_package(
 
     summary = import_text(session_factory, tmp_path / "DSA_list.txt", DSA_TEXT)
     assert ("debian:11", "openssl") in summary.touched and len(summary.touched) > 1
-    assert is_dirty(session_factory, holder)
+    assert dirty_names(session_factory, holder) == {"openssl"}  # libssl1.1's source
     assert not is_dirty(session_factory, other)
     result = findings.recompute_dirty(session_factory)
     assert (result.assets, result.opened) == (1, 6)
@@ -416,6 +440,49 @@ def test_feed_import_marks_only_assets_holding_the_package(
     # Importing the same file again marks nobody.
     import_text(session_factory, tmp_path / "DSA_list.txt", DSA_TEXT)
     assert not is_dirty(session_factory, holder)
+
+
+def test_a_feed_change_matches_again_only_the_packages_it_names(
+    session_factory: sessionmaker[Session], debian_asset: int, tmp_path: Path
+) -> None:
+    """An advisory change re-matches the holder's packages of that name only: a
+    package changed behind the server's back keeps its findings, the named
+    package's findings change, and the asset's counts and risk bound follow."""
+    findings.recompute_dirty(session_factory)
+    before = all_findings(session_factory, debian_asset)
+    with transaction(session_factory) as session:
+        session.execute(
+            text("UPDATE installed_packages SET version = '1.9.5p2-9' WHERE name = 'sudo'")
+        )
+    # DSA-9002-1 again, naming one more flaw: only openssl's advisory changed.
+    regression = DSA_WRITTEN.replace("{CVE-2022-2068}", "{CVE-2022-2068 CVE-2099-7777}")
+    summary = import_text(session_factory, tmp_path / "DSA_written.txt", regression)
+    assert summary.touched == {("debian:11", "openssl")}
+    assert dirty_names(session_factory, debian_asset) == {"openssl"}
+    result = findings.recompute_dirty(session_factory)
+    assert (result.assets, result.opened, result.fixed, result.updated) == (1, 1, 0, 0)
+    after = all_findings(session_factory, debian_asset)
+    assert after[("libssl1.1", "CVE-2099-7777")].fixed_version == "1.1.1n-0+deb11u5"
+    assert after[("sudo", "CVE-2023-99001")].installed_version == "1.9.5p2-3"  # not re-read
+
+    def state(f: Finding) -> tuple[Any, ...]:
+        return (f.status, f.installed_version, f.fixed_version, f.advisory_ids, f.risk_score)
+
+    assert set(after) == set(before) | {("libssl1.1", "CVE-2099-7777")}
+    assert {k: state(after[k]) for k in before} == {k: state(f) for k, f in before.items()}
+    assert not is_dirty(session_factory, debian_asset)
+    with transaction(session_factory) as session:
+        assert session.execute(select(AssetDirtyName)).first() is None
+        asset = session.get(Asset, debian_asset)
+        assert asset is not None
+        counted = (asset.open_findings, dict(asset.open_due_counts), asset.finding_risk_bound)
+        finding_counts.recount(session, [debian_asset])
+        assert (asset.open_findings, dict(asset.open_due_counts)) == counted[:2]
+        assert counted[2] >= max(f.risk_score for f in after.values())
+    # A full match now sees sudo's new version too.
+    with transaction(session_factory) as session:
+        findings.mark_all_assets(session)
+    assert findings.recompute_dirty(session_factory).updated == 1
 
 
 def test_findings_by_package_include_packages_a_rematch_found(

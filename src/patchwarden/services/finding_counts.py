@@ -51,6 +51,27 @@ class Tally:
         for key, n in dues:
             self.open_due[key] += n
 
+    @classmethod
+    def of(cls, asset: Asset) -> Tally:
+        """An asset's counts as stored."""
+        counts = {"open": asset.open_findings, "excepted": asset.excepted_findings}
+        counts["fixed"] = asset.fixed_findings
+        return cls(Counter(counts), Counter(asset.open_due_counts))
+
+    def replacing(self, before: Tally, after: Tally) -> Tally:
+        """These counts with part of them, `before`, replaced by `after` (some of an
+        asset's findings matched again)."""
+
+        def combine(whole: Counter[str], old: Counter[str], new: Counter[str]) -> Counter[str]:
+            keys = whole.keys() | old.keys() | new.keys()
+            combined = Counter({k: whole[k] - old[k] + new[k] for k in keys})
+            return Counter({k: n for k, n in combined.items() if n})
+
+        return Tally(
+            combine(self.counts, before.counts, after.counts),
+            combine(self.open_due, before.open_due, after.open_due),
+        )
+
     def store(self, asset: Asset) -> None:
         asset.open_findings = self.counts["open"]
         asset.excepted_findings = self.counts["excepted"]

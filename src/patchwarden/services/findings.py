@@ -21,7 +21,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +50,7 @@ from patchwarden.storage.tables import (
     AdvisoryVulnerability,
     AffectedPackageRow,
     Asset,
+    AssetDirtyName,
     EpssScoreRow,
     FeedState,
     Finding,
@@ -507,10 +508,81 @@ def recompute_asset(
         names |= found_names
     asset.finding_risk_bound = bound
     tally.store(asset)
-    asset.findings_dirty = asset.scores_dirty = False
+    if asset.names_dirty:  # every package was matched again
+        session.execute(delete(AssetDirtyName).where(AssetDirtyName.asset_id == asset_id))
+    asset.findings_dirty = asset.names_dirty = asset.scores_dirty = False
     asset.patches_dirty = True  # the findings each patch closes may have changed
     session.flush()
     return result
+
+
+def rematch_names(
+    session: Session,
+    asset_id: int,
+    index: AdvisoryIndex,
+    now: datetime | None = None,
+    cache: dict[Any, Any] | None = None,
+    scoring: ScoringContext | None = None,
+    run_memo: dict[Any, Any] | None = None,
+    names: set[PackageName] | None = None,
+) -> RecomputeResult:
+    """Match again only the asset's packages whose advisories changed (the names
+    a feed import recorded for it) and bring their findings up to date; the
+    asset's other findings, and its counts of them, stay as they are."""
+    asset, one = _asset_pass(session, asset_id, index, now, cache, scoring, run_memo)
+    dirty = sorted(
+        session.execute(
+            select(AssetDirtyName.name).where(AssetDirtyName.asset_id == asset_id)
+        ).scalars()
+    )
+    packages = [
+        InstalledPackage._make(row)
+        for row in _rows_by_name(session, _CURRENT_PACKAGES, asset_id, "name", dirty)
+        + _rows_by_name(session, _CURRENT_PACKAGES, asset_id, "source_name", dirty)
+    ]
+    package_names = sorted({p.name for p in packages})
+    existing = {
+        row[1:5]: row
+        for row in _rows_by_name(session, _STORED_FINDINGS, asset_id, "package_name", package_names)
+    }
+    result, bound, after, found_names = one.rematch(list(dict.fromkeys(packages)), existing)
+    before = Tally()
+    for row in existing.values():
+        before.add(row[_STATUS], None if row[-1] is None else one.writer.instant(row[-1]))
+    Tally.of(asset).replacing(before, after).store(asset)
+    result.open_total = asset.open_findings
+    if names is None:
+        record_package_names(session, found_names)
+    else:
+        names |= found_names
+    # An upper bound is all the top-risks order needs: the other findings keep theirs.
+    asset.finding_risk_bound = max(asset.finding_risk_bound, bound)
+    session.execute(delete(AssetDirtyName).where(AssetDirtyName.asset_id == asset_id))
+    asset.names_dirty = False
+    asset.patches_dirty = True
+    session.flush()
+    return result
+
+
+def _rows_by_name(
+    session: Session, query: str, asset_id: int, column: str, names: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """Rows of one of the constant per-asset queries above, narrowed to those whose
+    `column` (a constant of this module) is one of `names`, by the driver's cursor."""
+    rows: list[tuple[Any, ...]] = []
+    connection = session.connection()
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    raw: Any = connection.connection.driver_connection
+    for start in range(0, len(names), CHUNK):
+        chunk = names[start : start + CHUNK]
+        text_ = f"{query.format(mark=mark)} AND {column} IN ({', '.join([mark] * len(chunk))})"
+        cursor = raw.cursor()
+        try:
+            cursor.execute(text_, (asset_id, *chunk))
+            rows += cursor.fetchall()
+        finally:
+            cursor.close()
+    return rows
 
 
 # An asset's unfixed findings with what their scores are compared by, for a re-score.
@@ -817,28 +889,36 @@ NAMES_PER_SCAN = 10_000
 
 
 def mark_assets_for_names(session: Session, names: Iterable[tuple[str, str]]) -> int:
-    """Mark dirty every asset holding a package that a changed advisory names."""
+    """Mark every asset holding a package that a changed advisory names, with the
+    names it holds: only its packages of those names are matched again."""
     by_name = sorted(
         {spelling for platform, name in names for spelling in _spellings(platform, name)}
     )
-    marked: set[int] = set()
+    dirty: set[tuple[int, str]] = set()
     for start in range(0, len(by_name), NAMES_PER_SCAN):
         chunk = by_name[start : start + NAMES_PER_SCAN]
-        holders = session.execute(
-            select(PackageRow.asset_id)
+        wanted = set(chunk)
+        for asset_id, name, source_name in session.execute(
+            select(PackageRow.asset_id, PackageRow.name, PackageRow.source_name)
             .distinct()
             .where(
                 PackageRow.removed_at.is_(None),
                 or_(PackageRow.source_name.in_(chunk), PackageRow.name.in_(chunk)),
             )
-        ).scalars()
-        marked.update(holders)
-    ids = sorted(marked)
+        ):
+            dirty.update((asset_id, n) for n in (name, source_name) if n in wanted)
+    rows = [{"asset_id": a, "name": n} for a, n in sorted(dirty)]
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    for start in range(0, len(rows), CHUNK):
+        session.execute(
+            insert(AssetDirtyName).values(rows[start : start + CHUNK]).on_conflict_do_nothing()
+        )
+    ids = sorted({a for a, _ in dirty})
     for start in range(0, len(ids), CHUNK):
         session.execute(
             update(Asset)
             .where(Asset.id.in_(ids[start : start + CHUNK]))
-            .values(findings_dirty=True)
+            .values(names_dirty=True)
             .execution_options(synchronize_session=False)
         )
     return len(ids)
@@ -940,8 +1020,14 @@ class _RecomputeRun:
                 cache = INDEX_CACHE.matches
                 scoring = self._scoring(session)
                 claimed = session.execute(
-                    select(Asset.id, Asset.findings_dirty)
-                    .where(or_(Asset.findings_dirty.is_(True), Asset.scores_dirty.is_(True)))
+                    select(Asset.id, Asset.findings_dirty, Asset.names_dirty, Asset.scores_dirty)
+                    .where(
+                        or_(
+                            Asset.findings_dirty.is_(True),
+                            Asset.names_dirty.is_(True),
+                            Asset.scores_dirty.is_(True),
+                        )
+                    )
                     .order_by(Asset.id)
                     .limit(size)
                     # Workers and server processes share the work without colliding.
@@ -953,28 +1039,18 @@ class _RecomputeRun:
                 # this is the last batch (later changes wait for the next run).
                 last = len(claimed) < size
                 names: set[PackageName] = set()
-                for asset_id, rematch in claimed:
-                    if rematch:
-                        one = recompute_asset(
-                            session,
-                            asset_id,
-                            index,
-                            now=self.now,
-                            cache=cache,
-                            scoring=scoring,
-                            run_memo=self.run_memo,
-                            names=names,
-                        )
-                    else:
-                        one = rescore_asset(
-                            session,
-                            asset_id,
-                            index,
-                            now=self.now,
-                            cache=cache,
-                            scoring=scoring,
-                            run_memo=self.run_memo,
-                        )
+                for asset_id, full, by_name, rescore in claimed:
+                    one = _recompute_one(
+                        session,
+                        asset_id,
+                        (full, by_name, rescore),
+                        names,
+                        index,
+                        now=self.now,
+                        cache=cache,
+                        scoring=scoring,
+                        run_memo=self.run_memo,
+                    )
                     with self.lock:
                         # Bounded: a mature fleet's findings carry many first-seen
                         # times, and scores memoise per time.
@@ -996,6 +1072,25 @@ class _RecomputeRun:
                 return
 
 
+def _recompute_one(
+    session: Session,
+    asset_id: int,
+    marks: tuple[bool, bool, bool],
+    names: set[PackageName] | None,
+    index: AdvisoryIndex,
+    **shared: Any,
+) -> RecomputeResult:
+    """What the asset's marks (findings, names, scores dirty) ask for: a full
+    match (its inventory changed, or new scores are due as well), its packages of
+    some names matched again, or new scores only."""
+    full, by_name, rescore = marks
+    if full or (by_name and rescore):
+        return recompute_asset(session, asset_id, index, names=names, **shared)
+    if by_name:
+        return rematch_names(session, asset_id, index, names=names, **shared)
+    return rescore_asset(session, asset_id, index, **shared)
+
+
 def ensure_fresh(factory: sessionmaker[Session], asset_id: int) -> None:
     """Recompute an asset's findings first if its inventory, the feeds or what
     findings are scored from changed."""
@@ -1003,10 +1098,9 @@ def ensure_fresh(factory: sessionmaker[Session], asset_id: int) -> None:
         asset = session.get(Asset, asset_id)
         if asset is None:
             raise NotFound(f"asset {asset_id} not found")
-        if asset.findings_dirty:
-            recompute_asset(session, asset_id, INDEX_CACHE.get(session))
-        elif asset.scores_dirty:
-            rescore_asset(session, asset_id, INDEX_CACHE.get(session))
+        if asset.findings_dirty or asset.names_dirty or asset.scores_dirty:
+            marks = (asset.findings_dirty, asset.names_dirty, asset.scores_dirty)
+            _recompute_one(session, asset_id, marks, None, INDEX_CACHE.get(session))
 
 
 # --- queries -----------------------------------------------------------------------

@@ -271,6 +271,7 @@ def recompute_dirty(
                     .where(
                         Asset.patches_dirty.is_(True),
                         Asset.findings_dirty.is_(False),
+                        Asset.names_dirty.is_(False),
                         Asset.scores_dirty.is_(False),
                     )
                     .order_by(Asset.id)

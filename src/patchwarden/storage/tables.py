@@ -169,6 +169,11 @@ class Asset(Base):
     inventory_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     # Set when the inventory changed and findings must be recomputed.
     findings_dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # Set when advisories of some of its packages changed (names in asset_dirty_names):
+    # only those packages are matched again.
+    names_dirty: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
     # Set when only what findings are scored from changed (CVSS, EPSS, KEV, risk
     # weights, SLA policy, the attributes above): re-scored without matching again.
     scores_dirty: Mapped[bool] = mapped_column(
@@ -497,6 +502,19 @@ class Finding(Base):
     fixed_at: Mapped[datetime | None]
     risk_score: Mapped[float] = mapped_column(default=0.0)
     due_at: Mapped[datetime | None]
+
+
+class AssetDirtyName(Base):
+    """A package name (or source name) an asset holds whose advisories changed:
+    a feed import records them, and recomputation matches only the asset's
+    packages of those names again."""
+
+    __tablename__ = "asset_dirty_names"
+
+    asset_id: Mapped[int] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class FindingPackageName(Base):
