@@ -913,3 +913,36 @@ def _new_york_sessions(connection: Any, _record: Any) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET TimeZone = 'America/New_York'")
     connection.commit()
+
+
+def test_a_feed_change_leaves_a_namesake_of_another_ecosystem_alone(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A Debian package and a PyPI package may share a name: a change to the
+    Debian advisory matches the Debian one again and keeps the other's findings."""
+    feeds.import_feed(session_factory, jinja2_advisory(tmp_path), None, "test")
+    debian = osv_record(
+        "DEBIAN-CVE-2099-0003",
+        ecosystem="Debian:11",
+        name="jinja2-debian",
+        aliases=["CVE-2099-0003"],
+        events=[{"introduced": "0"}, {"fixed": "2.10-2"}],
+    )
+    path = write_json(tmp_path / "DEBIAN-CVE-2099-0003.json", debian)
+    feeds.import_feed(session_factory, path, None, "test")
+    namesake = deb("Jinja2", "2.10-1", source="jinja2-debian")
+    asset_id = new_asset(session_factory, "app", [JINJA2, namesake])
+    findings.recompute_dirty(session_factory)
+    assert set(statuses(session_factory, asset_id).values()) == {"open"}
+    assert len(statuses(session_factory, asset_id)) == 2
+
+    write_json(path, debian | {"modified": "2024-06-01T00:00:00Z", "aliases": ["CVE-2099-0004"]})
+    feeds.import_feed(session_factory, path, None, "test")
+    assert dirty_names(session_factory, asset_id) == {"jinja2-debian"}
+    result = findings.recompute_dirty(session_factory)
+    assert (result.opened, result.fixed) == (1, 1)
+    assert statuses(session_factory, asset_id) == {
+        ("Jinja2", "CVE-2019-10906"): "open",  # the PyPI one, untouched
+        ("Jinja2", "CVE-2099-0003"): "fixed",  # no advisory names it any more
+        ("Jinja2", "CVE-2099-0004"): "open",
+    }

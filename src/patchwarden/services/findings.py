@@ -541,9 +541,11 @@ def rematch_names(
         + _rows_by_name(session, _CURRENT_PACKAGES, asset_id, "source_name", dirty)
     ]
     package_names = sorted({p.name for p in packages})
+    matched = {(p.ecosystem, p.name) for p in packages}  # a name may recur in another ecosystem
     existing = {
         row[1:5]: row
         for row in _rows_by_name(session, _STORED_FINDINGS, asset_id, "package_name", package_names)
+        if row[1:3] in matched
     }
     result, bound, after, found_names = one.rematch(list(dict.fromkeys(packages)), existing)
     before = Tally()
