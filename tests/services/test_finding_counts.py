@@ -15,9 +15,10 @@ from patchwarden.domain.attributes import AssetAttributes
 from patchwarden.services import assets, exceptions, feeds, finding_counts, findings
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import Asset, Finding, utcnow
-from tests.services.test_feeds import osv_record, write_json
+from tests.services.test_feeds import write_json
 from tests.services.test_findings import (
     DEBIAN_PACKAGES,
+    bash_advisory,
     import_debian,
     import_kev,
     libssl,
@@ -29,13 +30,7 @@ from tests.services.test_findings import (
 )
 
 JUSTIFICATION = "accepted until the vendor ships a fixed build"
-BASH_RECORD = osv_record(
-    "DEBIAN-CVE-2099-0002",
-    ecosystem="Debian:11",
-    name="bash",
-    aliases=["CVE-2099-0002"],
-    events=[{"introduced": "0"}, {"fixed": "5.1-2+deb11u2"}],
-)
+BASH_RECORD = bash_advisory()
 WITHDRAWN = {"modified": "2024-06-01T00:00:00Z", "withdrawn": "2024-06-01T00:00:00Z"}
 
 

@@ -491,13 +491,7 @@ def test_findings_by_package_include_packages_a_rematch_found(
     """A package that first has findings on a re-match (installed later) is listed
     by name across the fleet, as is one whose findings came with the first match."""
     import_debian(session_factory, tmp_path)
-    record = osv_record(
-        "DEBIAN-CVE-2099-0002",
-        ecosystem="Debian:11",
-        name="bash",
-        aliases=["CVE-2099-0002"],
-        events=[{"introduced": "0"}, {"fixed": "5.1-2+deb11u2"}],
-    )
+    record = bash_advisory()
     feeds.import_feed(session_factory, write_json(tmp_path / "bash.json", record), None, "test")
     asset_id = new_asset(session_factory, "deb", [libssl("1.1.1n-0+deb11u1")])
     findings.recompute_dirty(session_factory)
@@ -513,13 +507,7 @@ def test_withdrawn_advisory_fixes_its_findings(
     session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
     asset_id = new_asset(session_factory, "deb", DEBIAN_PACKAGES)
-    record = osv_record(
-        "DEBIAN-CVE-2099-0002",
-        ecosystem="Debian:11",
-        name="bash",
-        aliases=["CVE-2099-0002"],
-        events=[{"introduced": "0"}, {"fixed": "5.1-2+deb11u2"}],
-    )
+    record = bash_advisory()
     path = write_json(tmp_path / "DEBIAN-CVE-2099-0002.json", record)
     feeds.import_feed(session_factory, path, None, "test")
     findings.recompute_dirty(session_factory)
@@ -796,6 +784,17 @@ def test_ensure_fresh_recomputes_a_dirty_asset_only(
     assert len(all_findings(session_factory, debian_asset)) == 8
     with pytest.raises(NotFound):
         findings.ensure_fresh(session_factory, 999_999)
+
+
+def bash_advisory() -> dict[str, Any]:
+    """A Debian OSV record (written by hand) for bash, fixed in 5.1-2+deb11u2."""
+    return osv_record(
+        "DEBIAN-CVE-2099-0002",
+        ecosystem="Debian:11",
+        name="bash",
+        aliases=["CVE-2099-0002"],
+        events=[{"introduced": "0"}, {"fixed": "5.1-2+deb11u2"}],
+    )
 
 
 def jinja2_advisory(tmp_path: Path) -> Path:

@@ -502,10 +502,7 @@ def recompute_asset(
         result, bound, tally, found_names = one.rematch(
             list(map(InstalledPackage._make, packages)), existing
         )
-    if names is None:
-        record_package_names(session, found_names)
-    else:
-        names |= found_names
+    _hand_over(session, found_names, names)
     asset.finding_risk_bound = bound
     tally.store(asset)
     if asset.names_dirty:  # every package was matched again
@@ -553,10 +550,7 @@ def rematch_names(
         before.add(row[_STATUS], None if row[-1] is None else one.writer.instant(row[-1]))
     Tally.of(asset).replacing(before, after).store(asset)
     result.open_total = asset.open_findings
-    if names is None:
-        record_package_names(session, found_names)
-    else:
-        names |= found_names
+    _hand_over(session, found_names, names)
     # An upper bound is all the top-risks order needs: the other findings keep theirs.
     asset.finding_risk_bound = max(asset.finding_risk_bound, bound)
     session.execute(delete(AssetDirtyName).where(AssetDirtyName.asset_id == asset_id))
@@ -564,6 +558,14 @@ def rematch_names(
     asset.patches_dirty = True
     session.flush()
     return result
+
+
+def _hand_over(session: Session, found: set[PackageName], names: set[PackageName] | None) -> None:
+    """Add an asset's package names to the caller's batch, or record them now."""
+    if names is None:
+        record_package_names(session, found)
+    else:
+        names |= found
 
 
 def _rows_by_name(
