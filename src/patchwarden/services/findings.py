@@ -532,19 +532,21 @@ def rematch_names(
             select(AssetDirtyName.name).where(AssetDirtyName.asset_id == asset_id)
         ).scalars()
     )
+    by_either = ("name", "source_name")
     packages = [
         InstalledPackage._make(row)
-        for row in _rows_by_name(session, _CURRENT_PACKAGES, asset_id, "name", dirty)
-        + _rows_by_name(session, _CURRENT_PACKAGES, asset_id, "source_name", dirty)
+        for row in _rows_by_name(session, _CURRENT_PACKAGES, asset_id, by_either, dirty)
     ]
     package_names = sorted({p.name for p in packages})
     matched = {(p.ecosystem, p.name) for p in packages}  # a name may recur in another ecosystem
     existing = {
         row[1:5]: row
-        for row in _rows_by_name(session, _STORED_FINDINGS, asset_id, "package_name", package_names)
+        for row in _rows_by_name(
+            session, _STORED_FINDINGS, asset_id, ("package_name",), package_names
+        )
         if row[1:3] in matched
     }
-    result, bound, after, found_names = one.rematch(list(dict.fromkeys(packages)), existing)
+    result, bound, after, found_names = one.rematch(packages, existing)
     before = Tally()
     for row in existing.values():
         before.add(row[_STATUS], None if row[-1] is None else one.writer.instant(row[-1]))
@@ -569,24 +571,28 @@ def _hand_over(session: Session, found: set[PackageName], names: set[PackageName
 
 
 def _rows_by_name(
-    session: Session, query: str, asset_id: int, column: str, names: Sequence[str]
+    session: Session, query: str, asset_id: int, columns: tuple[str, ...], names: Sequence[str]
 ) -> list[tuple[Any, ...]]:
-    """Rows of one of the constant per-asset queries above, narrowed to those whose
-    `column` (a constant of this module) is one of `names`, by the driver's cursor."""
-    rows: list[tuple[Any, ...]] = []
+    """Rows of one of the constant per-asset queries above, narrowed to those where
+    any of `columns` (constants of this module) is one of `names`, each row once,
+    by the driver's cursor."""
+    rows: dict[tuple[Any, ...], None] = {}
     connection = session.connection()
     mark = "%s" if connection.dialect.name == "postgresql" else "?"
     raw: Any = connection.connection.driver_connection
     for start in range(0, len(names), CHUNK):
-        chunk = names[start : start + CHUNK]
-        text_ = f"{query.format(mark=mark)} AND {column} IN ({', '.join([mark] * len(chunk))})"
+        chunk = list(names[start : start + CHUNK])
+        listed = ", ".join([mark] * len(chunk))
+        wanted = " OR ".join(f"{column} IN ({listed})" for column in columns)
         cursor = raw.cursor()
         try:
-            cursor.execute(text_, (asset_id, *chunk))
-            rows += cursor.fetchall()
+            cursor.execute(
+                f"{query.format(mark=mark)} AND ({wanted})", (asset_id, *chunk * len(columns))
+            )
+            rows.update(dict.fromkeys(cursor.fetchall()))
         finally:
             cursor.close()
-    return rows
+    return list(rows)
 
 
 # An asset's unfixed findings with what their scores are compared by, for a re-score.
