@@ -1132,7 +1132,7 @@ def list_findings(
     first (ties: by asset, then by finding)."""
     fleet_wide = flt.asset_id is None and flt.vulnerability_id is None
     if fleet_wide and flt.package is not None:
-        ids = _package_ids(session, flt)[offset : offset + limit]
+        ids = _package_ids(session, flt, limit + offset)[offset:]
         query = _finding_query(Finding.id.in_(ids)) if ids else None
     elif fleet_wide and flt.status == "open" and limit + offset <= TOP_OPEN_DEPTH:
         ids = _top_open_ids(session, flt, limit + offset)[offset:]
@@ -1180,12 +1180,12 @@ def _conditions(flt: FindingFilter) -> list[Any]:
     return conditions
 
 
-def _package_ids(session: Session, flt: FindingFilter) -> list[int]:
-    """The ids of the findings of a package across the fleet, in list order.
-    The name is resolved to the package names that carry it (itself, or the
-    binaries of a source), and each asset's findings of those names are read by
-    the findings' identity index (asset, ecosystem, name), a chunk of assets at a
-    time: no finding of another package is read."""
+def _package_ids(session: Session, flt: FindingFilter, wanted: int) -> list[int]:
+    """The ids of the first `wanted` findings of a package across the fleet, in
+    list order. The name is resolved to the package names that carry it (itself,
+    or the binaries of a source), and assets' findings of those names are read by
+    the findings' identity index (asset, ecosystem, name): no finding of another
+    package is read."""
     assert flt.package is not None
     carriers = session.execute(
         select(FindingPackageName.ecosystem, FindingPackageName.package_name).where(
@@ -1197,24 +1197,14 @@ def _package_ids(session: Session, flt: FindingFilter) -> list[int]:
     ).all()
     if not carriers:
         return []
-    ecosystems = sorted({e for e, _ in carriers})
-    package_names = sorted({n for _, n in carriers})
-    asset_ids = list(session.execute(select(Asset.id).order_by(Asset.id)).scalars())
-    found: list[tuple[float, int, int]] = []
-    for start in range(0, len(asset_ids), CHUNK):
-        found += [
-            (-risk, asset_id, id_)
-            for risk, asset_id, id_ in session.execute(
-                select(Finding.risk_score, Finding.asset_id, Finding.id).where(
-                    Finding.asset_id.in_(asset_ids[start : start + CHUNK]),
-                    Finding.ecosystem.in_(ecosystems),
-                    Finding.package_name.in_(package_names),
-                    *_conditions(flt),
-                )
-            )
-        ]
-    found.sort()
-    return [id_ for _, _, id_ in found]
+    narrowing = (
+        Finding.ecosystem.in_(sorted({e for e, _ in carriers})),
+        Finding.package_name.in_(sorted({n for _, n in carriers})),
+    )
+    # A risk bound covers an asset's unfixed findings only: with fixed ones in the
+    # list, every asset is read.
+    bounded = flt.status in OPEN_STATES
+    return _ranked_ids(session, flt, wanted, narrowing, CHUNK, bounded)
 
 
 # How deep the fleet's open findings are read asset by asset; a page beyond it
@@ -1224,20 +1214,35 @@ TOP_OPEN_FIRST_READ = 8  # assets in the first query: usually enough, later ones
 
 
 def _top_open_ids(session: Session, flt: FindingFilter, wanted: int) -> list[int]:
-    """The ids of the fleet's `wanted` highest open risks that pass `flt`, in
-    order. Assets are read in the order of their risk bound, a few at a time,
-    until no asset left can hold a finding that would make the list."""
-    assets = select(Asset.id, Asset.finding_risk_bound).order_by(
-        Asset.finding_risk_bound.desc(), Asset.id
-    )
-    if flt.min_risk is not None:
-        assets = assets.where(Asset.finding_risk_bound >= flt.min_risk)
+    """The ids of the fleet's `wanted` highest open risks that pass `flt`, in order."""
+    return _ranked_ids(session, flt, wanted, (), TOP_OPEN_FIRST_READ, bounded=True)
+
+
+def _ranked_ids(
+    session: Session,
+    flt: FindingFilter,
+    wanted: int,
+    narrowing: Sequence[Any],
+    first_read: int,
+    bounded: bool,
+) -> list[int]:
+    """The ids of the first `wanted` findings (by risk, asset, id) that pass `flt`
+    and `narrowing`, read a few assets at a time (`first_read`, then doubling).
+    When `bounded`, assets are read in the order of their risk bound until no
+    asset left can hold a finding that would make the list; otherwise all are."""
+    assets = select(Asset.id, Asset.finding_risk_bound)
+    if bounded:
+        assets = assets.order_by(Asset.finding_risk_bound.desc(), Asset.id)
+        if flt.min_risk is not None:
+            assets = assets.where(Asset.finding_risk_bound >= flt.min_risk)
+    else:
+        assets = assets.order_by(Asset.id)
     best: list[tuple[float, int, int]] = []  # (-risk, asset id, finding id), sorted
     chunk: list[int] = []
-    size = TOP_OPEN_FIRST_READ
+    size = first_read
 
     def take(asset_ids: list[int]) -> list[tuple[float, int, int]]:
-        conditions = [*_conditions(flt), Finding.asset_id.in_(asset_ids)]
+        conditions = [*_conditions(flt), *narrowing, Finding.asset_id.in_(asset_ids)]
         if len(best) == wanted:
             conditions.append(Finding.risk_score >= -best[-1][0])
         rows = session.execute(
@@ -1251,7 +1256,7 @@ def _top_open_ids(session: Session, flt: FindingFilter, wanted: int) -> list[int
     for asset_id, bound in session.execute(assets).all():
         # Assets come in (bound descending, id) order: once the next one's bound
         # sorts after the last finding kept, so do all of its findings and the rest.
-        if len(best) == wanted and (-bound, asset_id) > best[-1][:2]:
+        if bounded and len(best) == wanted and (-bound, asset_id) > best[-1][:2]:
             break
         chunk.append(asset_id)
         if len(chunk) >= size:
