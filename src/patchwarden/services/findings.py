@@ -1204,13 +1204,14 @@ def _package_ids(session: Session, flt: FindingFilter, wanted: int) -> list[int]
     # A risk bound covers an asset's unfixed findings only: with fixed ones in the
     # list, every asset is read.
     bounded = flt.status in OPEN_STATES
-    return _ranked_ids(session, flt, wanted, narrowing, CHUNK, bounded)
+    return _ranked_ids(session, flt, wanted, narrowing, PACKAGE_FIRST_READ, bounded)
 
 
 # How deep the fleet's open findings are read asset by asset; a page beyond it
 # (an export walking every finding) is sorted by the database instead.
 TOP_OPEN_DEPTH = 20_000
 TOP_OPEN_FIRST_READ = 8  # assets in the first query: usually enough, later ones grow
+PACKAGE_FIRST_READ = CHUNK  # a package's findings are sparser: read more assets at once
 
 
 def _top_open_ids(session: Session, flt: FindingFilter, wanted: int) -> list[int]:
