@@ -328,14 +328,15 @@ def _current_rows(session: Session, asset_id: int) -> list[tuple[Any, ...]]:
     return _driver_rows(session, _CURRENT_PACKAGES, asset_id)
 
 
-def _driver_rows(session: Session, query: str, asset_id: int) -> list[tuple[Any, ...]]:
-    """Rows of a constant query whose one parameter is an asset id, by the driver's cursor."""
+def _driver_rows(session: Session, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows of a constant query (`{mark}` for each parameter; the first is an asset
+    id), by the driver's cursor."""
     connection = session.connection()
     mark = "%s" if connection.dialect.name == "postgresql" else "?"
     raw: Any = connection.connection.driver_connection
     cursor = raw.cursor()
     try:
-        cursor.execute(query.format(mark=mark), (asset_id,))
+        cursor.execute(query.format(mark=mark), params)
         return list(cursor.fetchall())
     finally:
         cursor.close()
@@ -577,21 +578,12 @@ def _rows_by_name(
     any of `columns` (constants of this module) is one of `names`, each row once,
     by the driver's cursor."""
     rows: dict[tuple[Any, ...], None] = {}
-    connection = session.connection()
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
-    raw: Any = connection.connection.driver_connection
     for start in range(0, len(names), CHUNK):
         chunk = list(names[start : start + CHUNK])
-        listed = ", ".join([mark] * len(chunk))
+        listed = ", ".join(["{mark}"] * len(chunk))
         wanted = " OR ".join(f"{column} IN ({listed})" for column in columns)
-        cursor = raw.cursor()
-        try:
-            cursor.execute(
-                f"{query.format(mark=mark)} AND ({wanted})", (asset_id, *chunk * len(columns))
-            )
-            rows.update(dict.fromkeys(cursor.fetchall()))
-        finally:
-            cursor.close()
+        found = _driver_rows(session, f"{query} AND ({wanted})", asset_id, *chunk * len(columns))
+        rows.update(dict.fromkeys(found))
     return list(rows)
 
 
@@ -875,11 +867,14 @@ def record_package_names(session: Session, names: Iterable[PackageName]) -> None
     sorted order, one statement per chunk: transactions recording overlapping
     names wait for each other instead of deadlocking."""
     rows = [{"ecosystem": e, "package_name": n, "source_name": s} for e, n, s in sorted(set(names))]
+    _insert_missing(session, FindingPackageName, rows)
+
+
+def _insert_missing(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the rows whose primary key the table lacks, a chunk per statement."""
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
     for start in range(0, len(rows), CHUNK):
-        session.execute(
-            insert(FindingPackageName).values(rows[start : start + CHUNK]).on_conflict_do_nothing()
-        )
+        session.execute(insert(table).values(rows[start : start + CHUNK]).on_conflict_do_nothing())
 
 
 def _spellings(platform: str, name: str) -> set[str]:
@@ -917,12 +912,7 @@ def mark_assets_for_names(session: Session, names: Iterable[tuple[str, str]]) ->
             )
         ):
             dirty.update((asset_id, n) for n in (name, source_name) if n in wanted)
-    rows = [{"asset_id": a, "name": n} for a, n in sorted(dirty)]
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
-    for start in range(0, len(rows), CHUNK):
-        session.execute(
-            insert(AssetDirtyName).values(rows[start : start + CHUNK]).on_conflict_do_nothing()
-        )
+    _insert_missing(session, AssetDirtyName, [{"asset_id": a, "name": n} for a, n in sorted(dirty)])
     ids = sorted({a for a, _ in dirty})
     for start in range(0, len(ids), CHUNK):
         session.execute(
