@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from patchwarden.storage.tables import Asset, Finding
 
 CHUNK = 500
-COUNTED = ("open", "excepted", "fixed")
 # Fixed width, so that keys sort as the instants they name.
 _KEY_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -40,10 +39,10 @@ class Tally:
     counts: Counter[str] = field(default_factory=Counter)
     open_due: Counter[str] = field(default_factory=Counter)
 
-    def add(self, status: str, due: datetime | None) -> None:
-        self.counts[status] += 1
+    def add(self, status: str, due: datetime | None, count: int = 1) -> None:
+        self.counts[status] += count
         if status == "open" and due is not None:
-            self.open_due[due_key(due)] += 1
+            self.open_due[due_key(due)] += count
 
     def add_open(self, count: int, dues: Iterable[tuple[str, int]]) -> None:
         """`count` open findings whose due dates, keyed, are counted in `dues`."""
@@ -97,10 +96,7 @@ def recount(session: Session, asset_ids: Iterable[int]) -> None:
             .group_by(Finding.asset_id, Finding.status, Finding.due_at)
         )
         for asset_id, status, due, count in rows:
-            tally = tallies[asset_id]
-            tally.counts[status] += count
-            if status == "open" and due is not None:
-                tally.open_due[due_key(due)] += count
+            tallies[asset_id].add(status, due, count)
         for asset in session.execute(select(Asset).where(Asset.id.in_(chunk))).scalars():
             tallies[asset.id].store(asset)
     session.flush()
