@@ -157,3 +157,63 @@ def test_counts_follow_recomputation_and_exceptions(
     assert feeds.import_feed(session_factory, bash_record_path(tmp_path), None, "t").withdrawn
     findings.recompute_dirty(session_factory)
     assert check(session_factory, *moments)["fixed_findings"] == 2
+
+
+def statuses(factory: sessionmaker[Session], asset_id: int) -> dict[tuple[str, str], str]:
+    with transaction(factory) as session:
+        rows = session.execute(select(Finding).where(Finding.asset_id == asset_id)).scalars()
+        return {(f.package_name, f.vulnerability_id): f.status for f in rows}
+
+
+def test_findings_opened_under_an_exception_are_excepted_at_once(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Recomputation itself excepts what an active acceptance covers: a package
+    installed on an excepted asset, and a finding excepted by id that reopens on a
+    downgrade, are never counted open (no upkeep round runs in between)."""
+    import_debian(session_factory, tmp_path)
+    frozen = new_asset(session_factory, "deb-frozen", DEBIAN_PACKAGES[:1])
+    web = new_asset(session_factory, "deb-web", DEBIAN_PACKAGES[:1])
+    findings.recompute_dirty(session_factory)
+    one = finding_id(session_factory, web, "CVE-2023-0286")
+    with transaction(session_factory) as session:
+        far = utcnow() + timedelta(days=30)
+        exceptions.add(session, "alice", "asset", frozen, JUSTIFICATION, far)
+        exceptions.add(session, "alice", "finding", one, JUSTIFICATION, far)
+    set_inventory(session_factory, web, [libssl("1.1.1n-0+deb11u4")])  # fixes it
+    findings.recompute_dirty(session_factory)
+    assert statuses(session_factory, web)[("libssl1.1", "CVE-2023-0286")] == "fixed"
+
+    set_inventory(session_factory, frozen, DEBIAN_PACKAGES)  # new vulnerable packages
+    set_inventory(session_factory, web, DEBIAN_PACKAGES[:1])  # back down: it reopens
+    before = check(session_factory, utcnow())
+    findings.recompute_dirty(session_factory)
+    after = check(session_factory, utcnow())
+
+    frozen_statuses = statuses(session_factory, frozen)
+    assert {p for p, _ in frozen_statuses} == {"libssl1.1", "policykit-1", "sudo"}
+    assert set(frozen_statuses.values()) == {"excepted"}
+    web_statuses = statuses(session_factory, web)
+    assert web_statuses.pop(("libssl1.1", "CVE-2023-0286")) == "excepted"
+    assert set(web_statuses.values()) == {"open"}  # the rest: no acceptance covers them
+    new_on_frozen = len(frozen_statuses) - before["excepted_findings"]
+    assert new_on_frozen > 0
+    assert after["excepted_findings"] == len(frozen_statuses) + 1
+    assert after["open_findings"] == len(web_statuses)
+
+
+def test_a_view_of_a_changed_asset_excepts_what_is_covered(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """ensure_fresh (an asset's findings read before the run reaches it) excepts
+    covered findings as the run does."""
+    import_debian(session_factory, tmp_path)
+    frozen = new_asset(session_factory, "deb-frozen", DEBIAN_PACKAGES[:1])
+    findings.recompute_dirty(session_factory)
+    with transaction(session_factory) as session:
+        far = utcnow() + timedelta(days=30)
+        exceptions.add(session, "alice", "asset", frozen, JUSTIFICATION, far)
+    set_inventory(session_factory, frozen, DEBIAN_PACKAGES)
+    findings.ensure_fresh(session_factory, frozen)
+    assert set(statuses(session_factory, frozen).values()) == {"excepted"}
+    check(session_factory, utcnow())

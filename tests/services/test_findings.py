@@ -5,6 +5,8 @@ reopening, dirty marking, withdrawal, filters, risk and SLA."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -956,3 +958,25 @@ def test_a_feed_change_leaves_a_namesake_of_another_ecosystem_alone(
         ("Jinja2", "CVE-2099-0003"): "fixed",  # no advisory names it any more
         ("Jinja2", "CVE-2099-0004"): "open",
     }
+
+
+def test_a_view_waits_for_the_run_at_work_on_its_asset(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """ensure_fresh takes the asset's lock as a run's claim does: while a run holds
+    the asset it waits, then finds it recomputed instead of matching it again
+    (which would write every finding twice)."""
+    import_debian(session_factory, tmp_path)
+    asset_id = new_asset(session_factory, "deb-busy", DEBIAN_PACKAGES)
+    viewer = threading.Thread(target=findings.ensure_fresh, args=(session_factory, asset_id))
+    with transaction(session_factory) as run:  # a run's claim, its work not yet committed
+        claimed = run.get(Asset, asset_id, with_for_update=True)
+        assert claimed is not None and claimed.findings_dirty
+        viewer.start()
+        time.sleep(0.5)  # the view asks meanwhile
+        claimed.findings_dirty = False  # the run's work, findings aside
+    viewer.join(timeout=60)
+    assert not viewer.is_alive()
+    with transaction(session_factory) as session:
+        written = session.execute(select(Finding).where(Finding.asset_id == asset_id)).all()
+    assert written == []  # left to the run, which recomputed it

@@ -364,6 +364,28 @@ def test_exceptions_leave_the_figures_and_reopen_when_expired(
     assert open_statuses(session_factory, web)["CVE-2021-4034"] == "open"
 
 
+def test_an_asset_that_comes_to_need_an_excepted_patch_is_covered_in_one_round(
+    session_factory: sessionmaker[Session], fleet: tuple[int, int]
+) -> None:
+    _, db = fleet
+    policykit = patch_id(session_factory, "policykit-1")
+    with transaction(session_factory) as session:
+        exceptions.add(
+            session,
+            "user:alice",
+            "patch",
+            policykit,
+            "pkexec is removed by our hardening role",
+            datetime.now(UTC) + timedelta(days=30),
+        )
+    held = [libssl("1.1.1n-0+deb11u4"), deb("bash", "5.1-2+deb11u2")]
+    set_inventory(session_factory, db, [*held, deb("policykit-1", "0.105-31")])
+    run_upkeep(session_factory)  # its findings first, then its patches: one round
+    assert open_statuses(session_factory, db)["CVE-2021-4034"] == "excepted"
+    with transaction(session_factory) as session:
+        assert exceptions.compliance(session)["excepted_findings"] == 2  # web's and db's
+
+
 @pytest.mark.parametrize(
     ("justification", "expires_in", "message"),
     [

@@ -6,6 +6,7 @@ its findings reopen, and the expiry is recorded in the audit log.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -149,10 +150,48 @@ def _findings_of_patches(patch_ids: Any) -> Any:
     )
 
 
-def apply_active(session: Session, now: datetime | None = None) -> int:
-    """Mark "excepted" every open finding an active acceptance covers."""
+def apply_active(
+    session: Session, now: datetime | None = None, asset_ids: Collection[int] | None = None
+) -> int:
+    """Mark "excepted" every open finding an active acceptance covers (of these
+    assets only, when given)."""
     now = now or utcnow()
-    return _set_status(session, (Finding.status == "open", _covered(now)), "excepted")
+    conditions = [Finding.status == "open", _covered(now)]
+    if asset_ids is not None:
+        conditions.append(Finding.asset_id.in_(sorted(asset_ids)))
+    return _set_status(session, tuple(conditions), "excepted")
+
+
+def cover_recomputed(session: Session, asset_ids: Collection[int]) -> int:
+    """Except the findings that recomputation just opened on these assets where an
+    active acceptance covers them, in the same transaction: a new finding on an
+    excepted asset is never counted open, nor shown overdue."""
+    now = utcnow()
+    targets = session.execute(
+        select(RiskAcceptanceRow.scope, RiskAcceptanceRow.target_id).where(_active(now))
+    ).all()
+    if not targets or not asset_ids:
+        return 0
+    wanted = set(asset_ids)
+    by_scope: dict[str, list[int]] = {scope: [] for scope in SCOPE_KINDS}
+    for scope, target_id in targets:
+        by_scope[scope].append(target_id)
+    candidates = wanted & set(by_scope["asset"])
+    holders = (
+        (AssetPatch.asset_id, AssetPatch.patch_id, by_scope["patch"]),
+        (Finding.asset_id, Finding.id, by_scope["finding"]),
+    )
+    for asset_column, target_column, target_ids in holders:
+        rest = wanted - candidates
+        if target_ids and rest:
+            candidates.update(
+                session.execute(
+                    select(asset_column)
+                    .distinct()
+                    .where(target_column.in_(target_ids), asset_column.in_(sorted(rest)))
+                ).scalars()
+            )
+    return apply_active(session, now, candidates) if candidates else 0
 
 
 def reopen_uncovered(session: Session, now: datetime | None = None) -> int:

@@ -41,6 +41,7 @@ from patchwarden.matching.engine import Match, match_packages
 from patchwarden.matching.index import AdvisoryIndex
 from patchwarden.prioritize.risk import RiskScore, RiskWeights
 from patchwarden.prioritize.sla import sla_status
+from patchwarden.services import exceptions
 from patchwarden.services.finding_counts import Tally, due_counts
 from patchwarden.services.priorities import AssetContext, ScoringContext
 from patchwarden.storage.bulk import FindingWriter
@@ -1068,6 +1069,7 @@ class _RecomputeRun:
                     names -= self.recorded_names
                     self.recorded_names |= names
                 record_package_names(session, names)
+                exceptions.cover_recomputed(session, [asset_id for asset_id, *_ in claimed])
             if last:
                 return
 
@@ -1095,12 +1097,15 @@ def ensure_fresh(factory: sessionmaker[Session], asset_id: int) -> None:
     """Recompute an asset's findings first if its inventory, the feeds or what
     findings are scored from changed."""
     with transaction(factory) as session:
-        asset = session.get(Asset, asset_id)
+        # Locked, as a recomputation run's claim locks it: a run at work on this
+        # asset finishes first, and its marks are then read as it left them.
+        asset = session.get(Asset, asset_id, with_for_update=True)
         if asset is None:
             raise NotFound(f"asset {asset_id} not found")
         if asset.findings_dirty or asset.names_dirty or asset.scores_dirty:
             marks = (asset.findings_dirty, asset.names_dirty, asset.scores_dirty)
             _recompute_one(session, asset_id, marks, None, INDEX_CACHE.get(session))
+            exceptions.cover_recomputed(session, [asset_id])
 
 
 # --- queries -----------------------------------------------------------------------

@@ -58,8 +58,6 @@ def run_once(
     ).assets
     with transaction(factory) as session:
         if _has_acceptances(session):
-            if done.findings:
-                exceptions.apply_active(session)  # new findings under an asset's exception
             done.expired_exceptions = exceptions.expire(session)
     if sync_repositories:
         done.synced = repositories.sync_due(factory)
@@ -68,6 +66,10 @@ def run_once(
                 log.warning("repository %s: sync failed: %s", result.name, result.error)
     done.patches = patches.recompute_dirty(factory, limit=RECOMPUTE_LIMIT).assets
     with transaction(factory) as session:
+        if done.patches and _has_acceptances(session):
+            # An asset that now needs an excepted patch: its findings of the
+            # patch's package are covered (recomputation excepts the rest at once).
+            exceptions.apply_active(session)
         if done.patches or _waits_due(session):
             done.approved = approvals.evaluate_all(session)
     return done
