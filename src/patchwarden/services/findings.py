@@ -960,6 +960,21 @@ def mark_all_for_rescore(session: Session) -> None:
     )
 
 
+def findings_waiting() -> Any:
+    """Assets whose findings wait for recomputation: any of their three marks."""
+    return or_(
+        Asset.findings_dirty.is_(True), Asset.names_dirty.is_(True), Asset.scores_dirty.is_(True)
+    )
+
+
+def claim_assets(session: Session, size: int, condition: Any, *columns: Any) -> list[Any]:
+    """Up to `size` assets that meet `condition`, in id order, locked until the
+    transaction ends; those another worker or server process holds are skipped,
+    so that they share the work without colliding."""
+    query = select(*columns).where(condition).order_by(Asset.id).limit(size)
+    return list(session.execute(query.with_for_update(skip_locked=True)).all())
+
+
 def recompute_dirty(
     factory: sessionmaker[Session], limit: int | None = None, batch: int = 50, workers: int = 1
 ) -> RecomputeResult:
@@ -1020,20 +1035,15 @@ class _RecomputeRun:
                 index = INDEX_CACHE.get(session)
                 cache = INDEX_CACHE.matches
                 scoring = self._scoring(session)
-                claimed = session.execute(
-                    select(Asset.id, Asset.findings_dirty, Asset.names_dirty, Asset.scores_dirty)
-                    .where(
-                        or_(
-                            Asset.findings_dirty.is_(True),
-                            Asset.names_dirty.is_(True),
-                            Asset.scores_dirty.is_(True),
-                        )
-                    )
-                    .order_by(Asset.id)
-                    .limit(size)
-                    # Workers and server processes share the work without colliding.
-                    .with_for_update(skip_locked=True)
-                ).all()
+                claimed = claim_assets(
+                    session,
+                    size,
+                    findings_waiting(),
+                    Asset.id,
+                    Asset.findings_dirty,
+                    Asset.names_dirty,
+                    Asset.scores_dirty,
+                )
                 if not claimed:
                     return
                 # Fewer than asked for: no other asset was dirty and unclaimed, so

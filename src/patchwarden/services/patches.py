@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden import versions
@@ -23,7 +23,7 @@ from patchwarden.domain.advisories import platform_of_os
 from patchwarden.errors import InvalidInput, NotFound
 from patchwarden.policy.reboot import needs_reboot
 from patchwarden.repos.updates import AvailableUpdate
-from patchwarden.services import groups, repositories
+from patchwarden.services import findings, groups, repositories
 from patchwarden.services.findings import current_packages
 from patchwarden.services.repositories import ECOSYSTEM_OF_KIND, Scope
 from patchwarden.storage.db import transaction
@@ -265,20 +265,9 @@ def recompute_dirty(
     patch_ids: dict[tuple[str, str, str, str], int] = {}
     while limit is None or total.assets < limit:
         with transaction(factory) as session:
-            ids = list(
-                session.execute(
-                    select(Asset.id)
-                    .where(
-                        Asset.patches_dirty.is_(True),
-                        Asset.findings_dirty.is_(False),
-                        Asset.names_dirty.is_(False),
-                        Asset.scores_dirty.is_(False),
-                    )
-                    .order_by(Asset.id)
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
-                ).scalars()
-            )
+            # Findings first: a patch's facts are those of the findings it closes.
+            waiting = and_(Asset.patches_dirty.is_(True), ~findings.findings_waiting())
+            ids = [row.id for row in findings.claim_assets(session, batch, waiting, Asset.id)]
             if not ids:
                 break
             now = utcnow()
@@ -293,11 +282,10 @@ def recompute_dirty(
 
 
 def ensure_fresh(factory: sessionmaker[Session], asset_id: int) -> None:
-    from patchwarden.services import findings  # findings first: patches read them
-
-    findings.ensure_fresh(factory, asset_id)
+    findings.ensure_fresh(factory, asset_id)  # findings first: patches read them
     with transaction(factory) as session:
-        asset = session.get(Asset, asset_id)
+        # Locked, as a run's claim locks it (see findings.ensure_fresh).
+        asset = session.get(Asset, asset_id, with_for_update=True)
         if asset is None:
             raise NotFound(f"asset {asset_id} not found")
         if asset.patches_dirty:
