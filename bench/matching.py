@@ -1,6 +1,6 @@
 """Micro-benchmark of matching on the real corpus (not collected by pytest).
 
-    .venv/bin/python -m tests.matching.bench_matching [--assets N]
+    .venv/bin/python -m bench.matching [--assets N]
 
 Corpus: every DSA, DLA and PyPI OSV record in shared/data plus the USN sample.
 Inventory: this machine's dpkg packages (real names, bookworm versions, matched as
@@ -18,6 +18,8 @@ import random
 import time
 from pathlib import Path
 
+from tests.matching import realdata
+
 from patchwarden.domain.inventory import InstalledPackage
 from patchwarden.matching import (
     AdvisoryIndex,
@@ -27,7 +29,6 @@ from patchwarden.matching import (
     naive_match,
 )
 from patchwarden.scan import parse_dpkg_status
-from tests.matching import realdata
 
 PLATFORM = "debian:11"
 SIZE = 1500
