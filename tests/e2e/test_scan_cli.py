@@ -122,6 +122,13 @@ def test_import_then_scan(env: dict[str, str], tmp_path: Path) -> None:
     assert passed.returncode == 0, passed.stderr
     assert json.loads(passed.stdout) == []
 
+    # The dossier of a KEV-listed CVE prints its KEV dates (plain dates, not datetimes).
+    shown = run(env, "vulnerabilities", "show", "CVE-2021-4034")
+    assert shown.returncode == 0, shown.stderr
+    dossier = json.loads(shown.stdout)
+    assert dossier["kev"] is True
+    assert dossier["kev_due_date"] == "2022-07-18"
+
 
 def test_bad_input_exits_2_with_a_message_and_tools_work(
     env: dict[str, str], tmp_path: Path

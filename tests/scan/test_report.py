@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from io import StringIO
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from patchwarden.errors import InvalidInput
 from patchwarden.scan import ScanRow, exit_code, severity_rank, to_json, to_sarif, to_table
+from patchwarden.scan.report import artifact_uri
 
 ROWS = [
     ScanRow(
@@ -218,3 +220,15 @@ def test_exit_code(severities: list[str | None], fail_on: str | None, expected: 
 def test_exit_code_rejects_unknown_threshold() -> None:
     with pytest.raises(InvalidInput, match="valid: none, low, medium, high, critical"):
         exit_code([], "severe")
+
+
+@pytest.mark.parametrize(
+    ("path", "uri"),
+    [
+        ("requirements.txt", "requirements.txt"),
+        ("locks/my status", "locks/my%20status"),
+        ("/tmp/scans/my status#1", "file:///tmp/scans/my%20status%231"),
+    ],
+)
+def test_artifact_uris_are_uri_references(path: str, uri: str) -> None:
+    assert artifact_uri(PurePosixPath(path)) == uri

@@ -226,9 +226,20 @@ def test_clean_packages_exit_zero(debian_db: sessionmaker[Session], tmp_path: Pa
     result = scan(debian_db, dpkg_status=status, distro="debian:11", fmt="json")
     assert (result.rows, result.exit_code) == ([], 0)
     assert result.rendered == "[]"
-    # The same packages on another release: Debian 12 has no advisory here.
+    # The same packages on a release none of the advisories covers: not clean,
+    # refused (the scan could not have found anything).
     vulnerable = write(tmp_path, "status-old", DPKG_STATUS)
-    assert scan(debian_db, dpkg_status=vulnerable, distro="debian:12").rows == []
+    with pytest.raises(InvalidInput, match="no advisories for debian:12"):
+        scan(debian_db, dpkg_status=vulnerable, distro="debian:12")
+
+
+def test_a_debian_codename_names_its_release(
+    debian_db: sessionmaker[Session], tmp_path: Path
+) -> None:
+    status = write(tmp_path, "status", DPKG_STATUS)
+    by_number = scan(debian_db, dpkg_status=status, distro="debian:11", fmt="json")
+    by_name = scan(debian_db, dpkg_status=status, distro="debian:Bullseye", fmt="json")
+    assert by_name.rows == by_number.rows and by_number.exit_code == 1
 
 
 def test_skipped_records_are_reported(debian_db: sessionmaker[Session], tmp_path: Path) -> None:
@@ -346,7 +357,7 @@ def test_sarif_one_result_per_package_and_vulnerability(
     for item in results:
         assert rules[item["ruleIndex"]]["id"] == item["ruleId"]
         assert item["locations"] == [
-            {"physicalLocation": {"artifactLocation": {"uri": status.as_posix()}}}
+            {"physicalLocation": {"artifactLocation": {"uri": status.as_uri()}}}
         ]
     pwnkit = next(r for r in results if r["ruleId"] == "CVE-2021-4034")
     assert pwnkit["message"]["text"] == (
@@ -425,6 +436,13 @@ def test_empty_advisory_database_says_to_import(sqlite_engine: Engine, tmp_path:
             {"dpkg_status": "requirements.txt", "distro": "debian:11"},
             "not a dpkg status file",
         ),
+        # Scans that could find nothing must not pass as clean.
+        (
+            {"dpkg_status": "status", "distro": "debian:14"},
+            "the local advisory database has no advisories for debian:14",
+        ),
+        ({"dpkg_status": "status", "distro": "fedora:40"}, "deb packages cannot be matched"),
+        ({"requirements": "requirements.txt"}, "has no advisories for pypi"),
     ],
 )
 def test_bad_input(

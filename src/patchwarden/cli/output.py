@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -21,9 +21,9 @@ class Format(StrEnum):
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # datetimes too
         return value.isoformat()
-    return value
+    raise TypeError(f"{type(value).__name__} cannot be printed as JSON")
 
 
 def print_json(data: Any) -> None:

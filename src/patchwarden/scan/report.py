@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
 from typing import Any, Final
+from urllib.parse import quote
 
 from rich.console import JustifyMethod
 from rich.table import Table
@@ -97,6 +99,12 @@ def _worst(rows: Sequence[ScanRow]) -> str | None:
     known = [(severity_rank(r.severity), r.severity) for r in rows]
     ranked = [(rank, severity) for rank, severity in known if rank is not None]
     return max(ranked)[1] if ranked else None
+
+
+def artifact_uri(path: PurePath) -> str:
+    """A scanned file as SARIF locates it: a URI reference (RFC 3986), relative as
+    given, or a file: URI when absolute; spaces and the like percent-encoded."""
+    return path.as_uri() if path.is_absolute() else quote(path.as_posix())
 
 
 def to_sarif(rows: Iterable[ScanRow], tool_version: str, *, artifact_uri: str | None = None) -> str:

@@ -10,10 +10,10 @@ from typing import Any
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from patchwarden.domain.advisories import platform_of_os
+from patchwarden.domain.advisories import DEBIAN_CODENAMES, platform_of_os
 from patchwarden.domain.inventory import InstalledPackage
 from patchwarden.errors import InvalidInput
-from patchwarden.matching.engine import match_packages
+from patchwarden.matching.engine import match_packages, platform_of_package
 from patchwarden.matching.index import AdvisoryIndex
 from patchwarden.prioritize.risk import RiskInputs, risk_score
 from patchwarden.scan import inputs, report
@@ -60,6 +60,8 @@ def _packages(
     platform = None
     if distro is not None:
         os_id, _, release = distro.partition(":")
+        if os_id.lower() == "debian":  # debian:bookworm as well as debian:12
+            release = DEBIAN_CODENAMES.get(release.lower(), release)
         platform = platform_of_os(os_id, release)
         if platform is None:
             raise InvalidInput(
@@ -79,6 +81,28 @@ def _packages(
     return packages, skipped, platform
 
 
+def _check_coverage(
+    index: AdvisoryIndex, platform: str | None, packages: list[InstalledPackage]
+) -> None:
+    """Refuse a scan that could find nothing whatever is installed (packages of
+    another distribution, or one whose advisories were never imported): it must
+    not pass as clean."""
+    covered = index.platforms()
+    for ecosystem in sorted({p.ecosystem for p in packages}):
+        routed = platform_of_package(ecosystem, platform)
+        if routed is None:
+            raise InvalidInput(
+                f"{ecosystem} packages cannot be matched on {platform}: "
+                "give the --distro of the machine the list comes from"
+            )
+        if routed not in covered:
+            raise InvalidInput(
+                f"the local advisory database has no advisories for {routed}, so this "
+                f"scan could not find anything; import them first (patchwarden feeds "
+                f"import or feeds sync), or check --distro (known: {', '.join(sorted(covered))})"
+            )
+
+
 def scan_packages(
     session: Session, packages: list[InstalledPackage], platform: str | None
 ) -> list[ScanRow]:
@@ -88,6 +112,7 @@ def scan_packages(
             "the local advisory database is empty: import advisories first, e.g. "
             "'patchwarden feeds import DSA_list.txt' or 'patchwarden feeds sync'"
         )
+    _check_coverage(index, platform, packages)
     matches = match_packages(index, platform, packages)
     grouped = findings.group_matches(matches)
     info = findings.vulnerability_info(session, [key[3] for key in grouped])
@@ -145,7 +170,7 @@ def scan_files(
         rendered = report.to_json(rows)
     elif fmt == "sarif":
         scanned = next(p for p in (dpkg_status, rpm_qa, requirements) if p is not None)
-        rendered = report.to_sarif(rows, tool_version, artifact_uri=scanned.as_posix())
+        rendered = report.to_sarif(rows, tool_version, artifact_uri=report.artifact_uri(scanned))
     else:
         rendered = report.to_table(rows)
     return ScanResult(rows, rendered, report.exit_code(rows, fail_on), list(skipped))
