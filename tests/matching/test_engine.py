@@ -184,6 +184,49 @@ def test_several_installed_kernels_each_matched() -> None:
     assert matches == naive_match(advisories, "debian:11", [old, new])
 
 
+def test_signed_kernel_images_match_the_kernel_source() -> None:
+    # What dpkg reports for Debian's amd64 kernels: Source linux-signed-amd64, whose
+    # version (5.10.158+2) is not linux's; the binary carries linux's version.
+    advisories = realdata.dsa_for("linux")
+    signed = deb("linux-image-5.10.0-20-amd64", "5.10.158-2", "linux-signed-amd64", "5.10.158+2")
+    patched = deb("linux-image-5.10.0-21-amd64", "5.10.162-1", "linux-signed-amd64", "5.10.162+1")
+    index = AdvisoryIndex.build(advisories)
+    matches = match_packages(index, "debian:11", [signed, patched])
+    assert [(m.package.name, m.advisory_id, m.fixed_version) for m in matches] == [
+        ("linux-image-5.10.0-20-amd64", "DSA-5324-1", "5.10.162-1")
+    ]
+    assert matches == naive_match(advisories, "debian:11", [signed, patched])
+    # Ubuntu's flavours: linux-signed-hwe-5.15 copies linux-hwe-5.15.
+    hwe = hand_made(
+        AffectedPackage(
+            "ubuntu:20.04",
+            "linux-hwe-5.15",
+            (r(("introduced", "0"), ("fixed", "5.15.0-91.101~20.04.1")),),
+        )
+    )
+    image = deb(
+        "linux-image-5.15.0-88-generic",
+        "5.15.0-88.98~20.04.1",
+        "linux-signed-hwe-5.15",
+        "5.15.0-88.98~20.04.1",
+    )
+    assert found([hwe], "ubuntu:20.04", image) == [("TEST-1", "5.15.0-91.101~20.04.1")]
+
+
+def test_an_advisory_of_the_signed_source_itself_is_taken_as_it_is() -> None:
+    own = hand_made(
+        AffectedPackage(
+            "debian:11", "linux-signed-amd64", (r(("introduced", "0"), ("fixed", "5.10.162+1")),)
+        )
+    )
+    kernel = hand_made(
+        AffectedPackage("debian:11", "linux", (r(("introduced", "0"), ("fixed", "5.10.170-1")),)),
+        id="TEST-2",
+    )
+    signed = deb("linux-image-5.10.0-20-amd64", "5.10.158-2", "linux-signed-amd64", "5.10.158+2")
+    assert found([own, kernel], "debian:11", signed) == [("TEST-1", "5.10.162+1")]
+
+
 def test_same_name_several_versions_rpm_kernels() -> None:
     # rpm keeps several "kernel" packages of one name; each version is matched alone.
     advisory = hand_made(

@@ -980,3 +980,38 @@ def test_a_view_waits_for_the_run_at_work_on_its_asset(
     with transaction(session_factory) as session:
         written = session.execute(select(Finding).where(Finding.asset_id == asset_id)).all()
     assert written == []  # left to the run, which recomputed it
+
+
+def test_a_kernel_advisory_reaches_the_signed_kernel_images(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Debian's amd64 kernel images come from linux-signed-amd64; a DSA for linux
+    published after the first match marks their holders and opens their findings."""
+    import_debian(session_factory, tmp_path)
+    image = InstalledPackage(
+        "deb", "linux-image-5.10.0-20-amd64", "5.10.158-2", "amd64", "linux-signed-amd64",
+        "5.10.158+2",
+    )  # fmt: skip
+    asset_id = new_asset(session_factory, "deb-kernel", [libssl("1.1.1n-0+deb11u5"), image])
+    findings.recompute_dirty(session_factory)
+    assert all_findings(session_factory, asset_id) == {}
+    kernel_dsa = (
+        "[02 Feb 2023] DSA-5324-1 linux - security update\n"
+        "\t{CVE-2022-2873 CVE-2022-3545}\n"
+        "\t[bullseye] - linux 5.10.162-1\n"
+    )
+    import_text(session_factory, tmp_path / "DSA_kernel.txt", kernel_dsa)
+    assert dirty_names(session_factory, asset_id) == {"linux-signed-amd64"}
+    assert findings.recompute_dirty(session_factory).opened == 2
+    opened = all_findings(session_factory, asset_id)
+    assert set(opened) == {
+        ("linux-image-5.10.0-20-amd64", "CVE-2022-2873"),
+        ("linux-image-5.10.0-20-amd64", "CVE-2022-3545"),
+    }
+    assert {f.fixed_version for f in opened.values()} == {"5.10.162-1"}
+    with transaction(session_factory) as session:  # asked for by the kernel's name
+        for flt in (
+            findings.FindingFilter(package="linux"),
+            findings.FindingFilter(package="linux", asset_id=asset_id),
+        ):
+            assert len(findings.list_findings(session, flt)) == 2

@@ -20,7 +20,7 @@ slow algorithm with the same answers, kept for benchmarks and as a test oracle.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cmp_to_key
 from typing import Any, Final
@@ -40,6 +40,7 @@ from patchwarden.matching.index import (
     Hit,
     canonical_name,
 )
+from patchwarden.matching.kernels import unsigned_kernel_source
 from patchwarden.versions import InvalidVersion, VersionKey, compare, get_scheme
 
 # Package ecosystems compared on the asset's distribution, and the scheme they need.
@@ -105,14 +106,18 @@ def _why_no_platform(ecosystem: str, distro_platform: str | None) -> str:
     return f"{ecosystem} packages are not matched on a {distro_platform!r} asset"
 
 
-def _lookup_terms(package: InstalledPackage, platform: str) -> tuple[str, str, str | None]:
-    """(name to look up, version to compare, binary name) of a package."""
+def _lookup_terms(
+    package: InstalledPackage, platform: str, has_source: Callable[[str, str], bool]
+) -> tuple[str, str, str | None]:
+    """(name to look up, version to compare, binary name) of a package.
+    `has_source(platform, name)`: whether an advisory names that source there."""
     if package.ecosystem in OS_ECOSYSTEMS:
-        return (
-            package.source_name or package.name,
-            package.source_version or package.version,
-            package.name,
-        )
+        source = package.source_name or package.name
+        kernel = unsigned_kernel_source(source) if package.ecosystem == "deb" else None
+        if kernel is not None and not has_source(platform, source):
+            # A signed kernel image: the kernel source's advisories, its binary version.
+            return kernel, package.version, package.name
+        return source, package.source_version or package.version, package.name
     return canonical_name(platform, package.name), package.version, None
 
 
@@ -228,7 +233,7 @@ def _as_cache(cache: MatchCache | dict[Any, Any] | None) -> MatchCache:
 def _match_one(
     index: AdvisoryIndex, cache: MatchCache, platform: str, package: InstalledPackage
 ) -> tuple[Match, ...]:
-    name, version, binary = _lookup_terms(package, platform)
+    name, version, binary = _lookup_terms(package, platform, index.has_source)
     if binary is not None and not index.has_binary(platform, binary):
         binary = None  # share the answer with the other binaries of this source
     hits_key = (platform, name, binary, version)
@@ -333,6 +338,17 @@ def naive_match(
     package, every entry of every advisory, comparing version strings with
     :func:`patchwarden.versions.compare` (nothing parsed ahead, nothing shared)."""
     advisories = list(advisories)
+
+    def names_source(platform: str, name: str) -> bool:
+        return any(
+            advisory.withdrawn is None
+            and any(
+                a.platform == platform and canonical_name(platform, a.name) == name
+                for a in advisory.affected
+            )
+            for advisory in advisories
+        )
+
     out: list[Match] = []
     for package in packages:
         platform = platform_of_package(package.ecosystem, distro_platform)
@@ -342,7 +358,7 @@ def naive_match(
             scheme = scheme_of_platform(platform)
         except KeyError:
             continue
-        name, version, binary = _lookup_terms(package, platform)
+        name, version, binary = _lookup_terms(package, platform, names_source)
         try:
             compare(scheme, version, version)
             valid = True

@@ -268,6 +268,10 @@ class AdvisoryIndex:
     def __contains__(self, advisory_id: object) -> bool:
         return advisory_id in self._entries
 
+    def has_source(self, platform: str, name: str) -> bool:
+        """Whether an entry on ``platform`` names the (canonical, source) ``name``."""
+        return (platform, name) in self._buckets
+
     def has_binary(self, platform: str, name: str) -> bool:
         """Whether an entry on ``platform`` lists ``name`` among its binary packages."""
         return (platform, name) in self._binaries

@@ -39,6 +39,7 @@ from patchwarden.domain.inventory import InstalledPackage
 from patchwarden.errors import NotFound
 from patchwarden.matching.engine import Match, match_packages
 from patchwarden.matching.index import AdvisoryIndex
+from patchwarden.matching.kernels import signed_kernel_sources
 from patchwarden.prioritize.risk import RiskScore, RiskWeights
 from patchwarden.prioritize.sla import sla_status
 from patchwarden.services import exceptions
@@ -880,7 +881,10 @@ def _insert_missing(session: Session, table: Any, rows: Sequence[dict[str, Any]]
 
 def _spellings(platform: str, name: str) -> set[str]:
     """Names an installed package may carry for an advisory's name: PyPI names
-    are compared PEP 503-normalised, but agents report them as installed."""
+    are compared PEP 503-normalised, but agents report them as installed; a
+    kernel's signed images name their wrapper source."""
+    if platform.startswith(("debian:", "ubuntu:")):
+        return {name} | signed_kernel_sources(name)
     if platform != "pypi":
         return {name}
     variants = {name, name.replace("-", "_"), name.replace("-", ".")}
@@ -1176,13 +1180,22 @@ def _conditions(flt: FindingFilter) -> list[Any]:
         conditions.append(Finding.vulnerability_id == flt.vulnerability_id)
     if flt.package is not None:
         conditions.append(
-            or_(Finding.package_name == flt.package, Finding.source_name == flt.package)
+            or_(
+                Finding.package_name == flt.package,
+                Finding.source_name.in_(_package_sources(flt.package)),
+            )
         )
     if flt.status is not None:
         conditions.append(Finding.status == flt.status)
     if flt.min_risk is not None:
         conditions.append(Finding.risk_score >= flt.min_risk)
     return conditions
+
+
+def _package_sources(name: str) -> list[str]:
+    """The source names whose findings a by-package question for `name` lists: a
+    kernel's include those of its signed images (their wrapper source)."""
+    return sorted({name} | signed_kernel_sources(name))
 
 
 def _package_ids(session: Session, flt: FindingFilter, wanted: int) -> list[int]:
@@ -1196,7 +1209,7 @@ def _package_ids(session: Session, flt: FindingFilter, wanted: int) -> list[int]
         select(FindingPackageName.ecosystem, FindingPackageName.package_name).where(
             or_(
                 FindingPackageName.package_name == flt.package,
-                FindingPackageName.source_name == flt.package,
+                FindingPackageName.source_name.in_(_package_sources(flt.package)),
             )
         )
     ).all()
