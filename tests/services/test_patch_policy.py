@@ -28,9 +28,11 @@ from patchwarden.services import (
     exceptions,
     groups,
     patches,
+    priorities,
     repositories,
     upkeep,
 )
+from patchwarden.services import findings as findings_service
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import AuditEvent, Finding, Patch, RepositoryPackage
 from tests.repos.builders import stanza, write_apt_suite
@@ -152,6 +154,57 @@ def test_sync_stores_the_repositories_and_patches_follow_apt_semantics(
     # One patch row per update, shared by assets.
     with transaction(session_factory) as session:
         assert session.execute(select(Patch.package_name)).scalars().all().count("libssl1.1") == 1
+
+
+def finding_risks(factory: sessionmaker[Session], asset_id: int, package: str) -> list[float]:
+    with transaction(factory) as session:
+        return sorted(
+            session.execute(
+                select(Finding.risk_score).where(
+                    Finding.asset_id == asset_id,
+                    Finding.package_name == package,
+                    Finding.status == "open",
+                )
+            ).scalars(),
+            reverse=True,
+        )
+
+
+def test_a_patch_scores_the_risk_it_removes_by_the_configured_weights(
+    session_factory: sessionmaker[Session], fleet: tuple[int, int]
+) -> None:
+    """The riskiest finding a patch closes plus a bounded share of the others'
+    (patch_extra_share, patch_extra_cap), each part shown next to the score."""
+    web, _ = fleet
+    risks = finding_risks(session_factory, web, "libssl1.1")
+    assert len(risks) == 6
+    defaults = priorities.DEFAULT_WEIGHTS
+    expected = round(
+        min(
+            100.0,
+            risks[0] + min(defaults.patch_extra_cap, defaults.patch_extra_share * sum(risks[1:])),
+        ),
+        1,
+    )
+    libssl = asset_patches(session_factory, web)["libssl1.1"]
+    assert libssl["risk_score"] == expected > risks[0]
+    assert libssl["risk"]["score"] == expected
+    parts = {c["name"]: c for c in libssl["risk"]["components"]}
+    assert set(parts) == {"Highest finding", "Additional findings"}
+    assert parts["Additional findings"]["value"] == "5"
+
+    # Weights changed: no share of the other findings. The next round re-scores.
+    with transaction(session_factory) as session:
+        changed = defaults.as_dict() | {"patch_extra_share": 0.0}
+        priorities.set_risk_weights(session, "alice", changed)
+        findings_service.mark_all_for_new_weights(session)
+    run_upkeep(session_factory)
+    rescored = asset_patches(session_factory, web)["libssl1.1"]
+    assert rescored["risk_score"] == rescored["risk"]["score"] == risks[0]
+    with transaction(session_factory) as session:
+        summary = patches.patch_summary(session, patches.get_patch(session, libssl["id"]))
+    (on_web,) = [a for a in summary["assets"] if a["asset_id"] == web]
+    assert on_web["risk"]["score"] == summary["risk_score"] == risks[0]
 
 
 def test_upgrading_applies_the_patch(

@@ -212,14 +212,14 @@ def policy_risk_weights(
     set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE, e.g. kev=30")] = None,
     reset: Annotated[bool, typer.Option("--reset")] = False,
 ) -> None:
-    """Show the risk weights, or change them (every finding is re-scored)."""
+    """Show the risk weights, or change them (every finding and patch is re-scored)."""
     with report_errors(), transaction(session_factory()) as session:
         if set_ or reset:
             current = {} if reset else priorities.risk_weights(session).as_dict()
             weights = priorities.set_risk_weights(
                 session, cli_actor(), None if reset else current | _pairs(set_ or [])
             )
-            findings.mark_all_for_rescore(session)
+            findings.mark_all_for_new_weights(session)
         else:
             weights = priorities.risk_weights(session)
         print_json(weights.as_dict())

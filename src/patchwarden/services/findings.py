@@ -957,6 +957,16 @@ def mark_all_assets(session: Session) -> None:
     )
 
 
+def mark_all_for_new_weights(session: Session) -> None:
+    """Re-score every asset's findings and patches: the risk weights changed (a
+    patch's own weights among them, which change no finding's score)."""
+    session.execute(
+        update(Asset)
+        .values(scores_dirty=True, patches_dirty=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def mark_all_for_rescore(session: Session) -> None:
     """Re-score every asset's findings (risk weights or an SLA policy changed)."""
     session.execute(

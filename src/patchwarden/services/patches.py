@@ -22,8 +22,9 @@ from patchwarden import versions
 from patchwarden.domain.advisories import platform_of_os
 from patchwarden.errors import InvalidInput, NotFound
 from patchwarden.policy.reboot import needs_reboot
+from patchwarden.prioritize.risk import RiskScore, RiskWeights, patch_risk
 from patchwarden.repos.updates import AvailableUpdate
-from patchwarden.services import findings, groups, repositories
+from patchwarden.services import findings, groups, priorities, repositories
 from patchwarden.services.findings import current_packages
 from patchwarden.services.repositories import ECOSYSTEM_OF_KIND, Scope
 from patchwarden.storage.db import transaction
@@ -74,8 +75,10 @@ def recompute_asset(
     now: datetime | None = None,
     memberships: dict[int, set[int]] | None = None,
     patch_ids: dict[tuple[str, str, str, str], int] | None = None,
+    weights: RiskWeights | None = None,
 ) -> PatchRecompute:
     now = now or utcnow()
+    weights = weights or priorities.risk_weights(session)
     memberships = {} if memberships is None else memberships
     patch_ids = {} if patch_ids is None else patch_ids
     asset = session.get(Asset, asset_id)
@@ -111,7 +114,8 @@ def recompute_asset(
     for ecosystem, found in updates:
         patch_id = _patch_id(session, ecosystem, found, now, patch_ids)
         current.add(patch_id)
-        vulns, risk = closes.get((found.name, found.arch, found.target_version), ([], 0.0))
+        vulns, scores = closes.get((found.name, found.arch, found.target_version), ([], []))
+        risk = _patch_risk(scores, weights).score
         known = existing.get(patch_id)
         if known is None:
             inserts.append(
@@ -219,15 +223,20 @@ def _patch_id(
     return patch.id
 
 
+def _patch_risk(finding_scores: Sequence[float], weights: RiskWeights) -> RiskScore:
+    """The risk a patch removes on one asset, from the risks of the findings it closes."""
+    return patch_risk([RiskScore(score, ()) for score in finding_scores], weights)
+
+
 def _closed_findings(
     session: Session, asset_id: int, updates: Sequence[tuple[str, AvailableUpdate]]
-) -> dict[tuple[str, str, str], tuple[list[str], float]]:
+) -> dict[tuple[str, str, str], tuple[list[str], list[float]]]:
     """(package, arch, target) -> (vulnerabilities of open findings the target
-    fixes, their highest risk)."""
+    fixes, their risks)."""
     if not updates:
         return {}
     wanted = {(u.name, u.arch): (ecosystem, u) for ecosystem, u in updates}
-    out: dict[tuple[str, str, str], tuple[list[str], float]] = {}
+    out: dict[tuple[str, str, str], tuple[list[str], list[float]]] = {}
     rows = session.connection().execute(
         select(
             Finding.package_name,
@@ -252,9 +261,9 @@ def _closed_findings(
         except versions.InvalidVersion:
             fixes = False
         if fixes:
-            key = (found.name, found.arch, found.target_version)
-            vulns, best = out.get(key, ([], 0.0))
-            out[key] = ([*vulns, vulnerability_id], max(best, risk))
+            vulns, risks = out.setdefault((found.name, found.arch, found.target_version), ([], []))
+            vulns.append(vulnerability_id)
+            risks.append(risk)
     return {k: (sorted(v), r) for k, (v, r) in out.items()}
 
 
@@ -272,8 +281,9 @@ def recompute_dirty(
                 break
             now = utcnow()
             memberships: dict[int, set[int]] = {}
+            weights = priorities.risk_weights(session)
             for asset_id in ids:
-                one = recompute_asset(session, asset_id, now, memberships, patch_ids)
+                one = recompute_asset(session, asset_id, now, memberships, patch_ids, weights)
                 total.assets += 1
                 total.available += one.available
                 total.opened += one.opened
@@ -336,13 +346,54 @@ def list_patches(
         .limit(limit)
         .offset(offset)
     )
+    rows = session.execute(query).all()
+    risks = _explained_risks(session, [(ap, patch) for ap, patch, _ in rows])
     return [
-        _row(asset_patch, patch, hostname)
-        for asset_patch, patch, hostname in session.execute(query)
+        _row(asset_patch, patch, hostname, risks.get(asset_patch.id))
+        for asset_patch, patch, hostname in rows
     ]
 
 
-def _row(asset_patch: AssetPatch, patch: Patch, hostname: str) -> dict[str, Any]:
+def _explained_risks(
+    session: Session, asset_patches: Sequence[tuple[AssetPatch, Patch]]
+) -> dict[int, RiskScore]:
+    """The risk of each pending asset patch with its components, recomputed from
+    the findings it closes as they stand (as a finding's explanation is)."""
+    pending = [(ap, patch) for ap, patch in asset_patches if ap.status == "available"]
+    if not pending:
+        return {}
+    asset_ids = sorted({ap.asset_id for ap, _ in pending})
+    names = sorted({patch.package_name for _, patch in pending})
+    risk_of: dict[tuple[int, str, str, str], float] = {}
+    for start in range(0, len(asset_ids), CHUNK):
+        risk_of.update(
+            ((asset_id, name, arch, vulnerability_id), risk)
+            for asset_id, name, arch, vulnerability_id, risk in session.execute(
+                select(
+                    Finding.asset_id,
+                    Finding.package_name,
+                    Finding.package_arch,
+                    Finding.vulnerability_id,
+                    Finding.risk_score,
+                ).where(
+                    Finding.asset_id.in_(asset_ids[start : start + CHUNK]),
+                    Finding.package_name.in_(names),
+                    Finding.status.in_(("open", "excepted")),
+                )
+            )
+        )
+    weights = priorities.risk_weights(session)
+    explained = {}
+    for ap, patch in pending:
+        keys = ((ap.asset_id, patch.package_name, patch.arch, v) for v in ap.closes)
+        scores = [risk_of[key] for key in keys if key in risk_of]
+        explained[ap.id] = _patch_risk(scores, weights)
+    return explained
+
+
+def _row(
+    asset_patch: AssetPatch, patch: Patch, hostname: str, risk: RiskScore | None
+) -> dict[str, Any]:
     return {
         "id": patch.id,
         "asset_id": asset_patch.asset_id,
@@ -357,6 +408,7 @@ def _row(asset_patch: AssetPatch, patch: Patch, hostname: str) -> dict[str, Any]
         "reboot_required": patch.reboot_required,
         "closes": list(asset_patch.closes),
         "risk_score": asset_patch.risk_score,
+        "risk": None if risk is None else risk.as_dict(),
         "notice_ids": list(patch.notice_ids),
         "cve_ids": list(patch.cve_ids),
         "repositories": list(patch.repositories),
@@ -383,6 +435,7 @@ def patch_summary(session: Session, patch: Patch) -> dict[str, Any]:
     ).all()
     pending = [(ap, h) for ap, h in rows if ap.status == "available"]
     closes = sorted({v for ap, _ in pending for v in ap.closes})
+    risks = _explained_risks(session, [(ap, patch) for ap, _ in pending])
     return {
         "id": patch.id,
         "ecosystem": patch.ecosystem,
@@ -405,6 +458,7 @@ def patch_summary(session: Session, patch: Patch) -> dict[str, Any]:
                 "installed_version": ap.installed_version,
                 "status": ap.status,
                 "risk_score": ap.risk_score,
+                "risk": risks[ap.id].as_dict() if ap.id in risks else None,
                 "closes": list(ap.closes),
             }
             for ap, h in rows

@@ -661,7 +661,8 @@ class AssetPatch(Base):
     patch_id: Mapped[int] = mapped_column(ForeignKey("patches.id", ondelete="CASCADE"), index=True)
     installed_version: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="available")  # | applied | superseded
-    # Open findings on this asset the patch closes, and their highest risk.
+    # Open findings on this asset the patch closes, and the risk it removes
+    # (prioritize.risk.patch_risk: the highest of theirs plus a bounded share of the rest).
     closes: Mapped[list[Any]] = mapped_column(default=list)
     risk_score: Mapped[float] = mapped_column(default=0.0)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

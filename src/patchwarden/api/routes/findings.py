@@ -178,7 +178,7 @@ def put_risk_weights(
 ) -> dict[str, Any]:
     with database.transaction() as session:
         weights = priorities.set_risk_weights(session, principal.actor, body)
-        findings.mark_all_for_rescore(session)
+        findings.mark_all_for_new_weights(session)
     return weights.as_dict()
 
 
