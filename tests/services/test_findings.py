@@ -1015,3 +1015,16 @@ def test_a_kernel_advisory_reaches_the_signed_kernel_images(
             findings.FindingFilter(package="linux", asset_id=asset_id),
         ):
             assert len(findings.list_findings(session, flt)) == 2
+
+
+def test_a_vulnerability_is_found_whatever_case_it_is_typed_in(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    import_debian(session_factory, tmp_path)
+    asset_id = new_asset(session_factory, "deb", DEBIAN_PACKAGES)
+    findings.recompute_dirty(session_factory)
+    with transaction(session_factory) as session:
+        for typed in ("CVE-2021-4034", "cve-2021-4034"):
+            flt = findings.FindingFilter(vulnerability_id=typed)
+            assert [f.asset_id for f, _, _ in findings.list_findings(session, flt)] == [asset_id]
+            assert findings.vulnerability_detail(session, typed)["id"] == "CVE-2021-4034"

@@ -9,6 +9,7 @@ asset's os-release to its platform.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -46,6 +47,21 @@ DEBIAN_CODENAMES = {
     "trixie": "13",
     "forky": "14",
 }
+
+
+_CVE_ID = re.compile(r"cve-\d{4}-\d{4,}", re.IGNORECASE)
+_GHSA_ID = re.compile(r"ghsa(?:-[23456789cfghjmpqrvwx]{4}){3}", re.IGNORECASE)
+
+
+def canonical_vulnerability_id(text: str) -> str:
+    """A vulnerability id as feeds spell it, whatever case a person typed:
+    CVE-2021-4034 (upper case), GHSA-jfh8-c2jp-5v3q (prefix upper, rest lower)."""
+    stripped = text.strip()
+    if _CVE_ID.fullmatch(stripped):
+        return stripped.upper()
+    if _GHSA_ID.fullmatch(stripped):
+        return "GHSA" + stripped[4:].lower()
+    return stripped
 
 
 def scheme_of_platform(platform: str) -> str:

@@ -32,6 +32,7 @@ from patchwarden.domain.advisories import (
     AffectedPackage,
     AffectedRange,
     RangeEvent,
+    canonical_vulnerability_id,
     platform_of_os,
     scheme_of_platform,
 )
@@ -1143,6 +1144,11 @@ class FindingFilter:
     status: str | None = "open"
     min_risk: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.vulnerability_id is not None:  # cve-2021-4034 finds CVE-2021-4034
+            canonical = canonical_vulnerability_id(self.vulnerability_id)
+            object.__setattr__(self, "vulnerability_id", canonical)
+
 
 def list_findings(
     session: Session, flt: FindingFilter, limit: int = 1000, offset: int = 0
@@ -1349,6 +1355,7 @@ def finding_views(
 def vulnerability_detail(session: Session, vulnerability_id: str) -> dict[str, Any]:
     """A vulnerability with its scores, the advisories that name it, and how many
     assets have it open."""
+    vulnerability_id = canonical_vulnerability_id(vulnerability_id)
     info = vulnerability_info(session, [vulnerability_id])[vulnerability_id]
     advisories = (
         session.execute(
