@@ -459,3 +459,40 @@ def test_bad_input(
     with pytest.raises(InvalidInput) as caught:
         scan(debian_db, **resolved)
     assert message in str(caught.value)
+
+
+ROCKY_OPENSSL = {
+    "id": "RLSA-2024:0000",
+    "modified": "2024-05-01T00:00:00Z",
+    "published": "2024-05-01T00:00:00Z",
+    "summary": "openssl security update",
+    "aliases": ["CVE-2099-0101"],
+    "affected": [
+        {
+            "package": {"ecosystem": "Rocky Linux:9", "name": "openssl"},
+            "ranges": [
+                {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1:3.0.7-28.el9"}]}
+            ],
+        }
+    ],
+}
+
+
+def test_plain_rpm_lines_warn_of_hidden_epochs(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """Plain rpm -qa shows no epoch: the finding against a fix with one is kept
+    (it may be real) but said to be doubtful, naming the query format to use."""
+    factory = make_session_factory(sqlite_engine)
+    write_json(tmp_path / "rlsa.json", ROCKY_OPENSSL)
+    feeds.import_feed(factory, tmp_path / "rlsa.json", None, "test")
+    plain = write(tmp_path, "rpm-plain", "openssl-3.0.7-29.el9.x86_64\n")
+    result = scan(factory, rpm_qa=plain, distro="rocky:9", fmt="json")
+    assert [row.fixed_version for row in result.rows] == ["1:3.0.7-28.el9"]
+    (warning,) = result.warnings
+    assert "openssl 3.0.7-29.el9 (fix 1:3.0.7-28.el9)" in warning
+    assert "rpm -qa --qf '%{NAME}\\t%{EPOCHNUM}:" in warning
+    # With the query format the epoch is known: clean, and nothing to warn of.
+    exact = write(
+        tmp_path, "rpm-qf", "openssl\t1:3.0.7-29.el9\tx86_64\topenssl-3.0.7-29.el9.src.rpm\n"
+    )
+    checked = scan(factory, rpm_qa=exact, distro="rocky:9", fmt="json")
+    assert (checked.rows, checked.warnings) == ([], [])

@@ -279,6 +279,8 @@ def scan(
         )
     for line, reason in result.skipped[:20]:
         err_console.print(f"skipped line {line}: {reason}", highlight=False, markup=False)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False)
     if fmt == "table":
         console.print(result.rendered)
     else:

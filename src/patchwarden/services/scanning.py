@@ -38,6 +38,7 @@ class ScanResult:
     rendered: str | Table
     exit_code: int
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _read(path: Path) -> str:
@@ -173,4 +174,31 @@ def scan_files(
         rendered = report.to_sarif(rows, tool_version, artifact_uri=report.artifact_uri(scanned))
     else:
         rendered = report.to_table(rows)
-    return ScanResult(rows, rendered, report.exit_code(rows, fail_on), list(skipped))
+    warnings = _hidden_epochs(packages, rows) if rpm_qa is not None else []
+    return ScanResult(rows, rendered, report.exit_code(rows, fail_on), list(skipped), warnings)
+
+
+def _hidden_epochs(packages: list[InstalledPackage], rows: list[ScanRow]) -> list[str]:
+    """Plain `rpm -qa` lines show no epoch, so a fix with one (1:3.0.7-28.el9)
+    ranks above any such version: say which findings may be false positives."""
+    plain = {p.name for p in packages if p.source_name is None and ":" not in p.version}
+    doubtful = sorted(
+        {
+            f"{row.package} {row.installed_version} (fix {row.fixed_version})"
+            for row in rows
+            if row.package in plain
+            and row.fixed_version is not None
+            and ":" in row.fixed_version
+            and not row.fixed_version.startswith("0:")
+        }
+    )
+    if not doubtful:
+        return []
+    shown = ", ".join(doubtful[:5]) + (
+        f" and {len(doubtful) - 5} more" if len(doubtful) > 5 else ""
+    )
+    return [
+        f"{len(doubtful)} package(s) listed without an epoch are compared with fixes that "
+        f"have one, and may be reported wrongly: {shown}. List the packages with "
+        f"rpm -qa --qf '{inputs.RPM_QUERY_FORMAT}'"
+    ]
