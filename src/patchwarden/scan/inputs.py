@@ -370,15 +370,19 @@ def parse_requirements(text: str) -> ParseResult:
 
     Only exact pins describe what is installed, so everything else is skipped with
     its reason: other specifiers (``>=``, ``~=``, ``==1.*``), unpinned names,
-    ``-r``/``-c``/``-e`` and other options, URLs and paths, and environment
-    markers (whether they hold on the scanned machine cannot be told). Comments and
-    blank lines are ignored; names are PEP 503-normalised. Per-requirement options
-    after the pin (``--hash=...``, as pip-compile writes them) are allowed.
+    ``-r``/``-c``/``-e`` and other options, URLs and paths. A pin with an
+    environment marker (``colorama==0.4.6 ; sys_platform == "win32"``) is
+    scanned: whether the marker holds where the file is installed cannot be told
+    here, and skipping it could hide a vulnerable package; pins of one name under
+    different markers are all scanned. Comments and blank lines are ignored;
+    names are PEP 503-normalised. Per-requirement options after the pin
+    (``--hash=...``, as pip-compile writes them) are allowed.
     """
     _require_text(text, "requirements file")
     packages: list[InstalledPackage] = []
     skipped: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
+    seen_pins: set[tuple[str, str]] = set()
     for number, raw in _logical_lines(text):
         line = _PIP_COMMENT.sub("", raw).strip()
         if not line:
@@ -400,15 +404,6 @@ def parse_requirements(text: str) -> ParseResult:
         if requirement.url:
             skipped.append(SkippedLine(number, f"{name}: direct URL reference, no version"))
             continue
-        if requirement.marker is not None:
-            skipped.append(
-                SkippedLine(
-                    number,
-                    f"{name}: environment marker ({requirement.marker}): "
-                    "whether it applies to the scanned environment cannot be told",
-                )
-            )
-            continue
         specifiers = list(requirement.specifier)
         pins = {s.version for s in specifiers if s.operator in ("==", "===")}
         if (
@@ -421,11 +416,12 @@ def parse_requirements(text: str) -> ParseResult:
                 SkippedLine(number, f"{name}: not pinned to one version ({shown}); pin with ==")
             )
             continue
-        if name in seen:
-            skipped.append(
-                SkippedLine(number, f"{name}: listed again (first on line {seen[name]})")
-            )
+        pin = pins.pop()
+        first = seen.get(name)
+        if first is not None and (requirement.marker is None or (name, pin) in seen_pins):
+            skipped.append(SkippedLine(number, f"{name}: listed again (first on line {first})"))
             continue
-        seen[name] = number
-        packages.append(InstalledPackage("pypi", name, pins.pop()))
+        seen.setdefault(name, number)
+        seen_pins.add((name, pin))
+        packages.append(InstalledPackage("pypi", name, pin))
     return packages, skipped
