@@ -417,9 +417,11 @@ def parse_requirements(text: str) -> ParseResult:
             )
             continue
         pin = pins.pop()
-        first = seen.get(name)
-        if first is not None and (requirement.marker is None or (name, pin) in seen_pins):
-            skipped.append(SkippedLine(number, f"{name}: listed again (first on line {first})"))
+        first_line = seen.get(name)
+        if first_line is not None and (requirement.marker is None or (name, pin) in seen_pins):
+            skipped.append(
+                SkippedLine(number, f"{name}: listed again (first on line {first_line})")
+            )
             continue
         seen.setdefault(name, number)
         seen_pins.add((name, pin))
