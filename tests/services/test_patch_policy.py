@@ -22,6 +22,7 @@ from patchwarden.policy.errors import (
     InvalidPolicy,
     NotDeployable,
 )
+from patchwarden.prioritize.risk import DEFAULT_WEIGHTS
 from patchwarden.services import (
     approvals,
     baselines,
@@ -178,7 +179,7 @@ def test_a_patch_scores_the_risk_it_removes_by_the_configured_weights(
     web, _ = fleet
     risks = finding_risks(session_factory, web, "libssl1.1")
     assert len(risks) == 6
-    defaults = priorities.DEFAULT_WEIGHTS
+    defaults = DEFAULT_WEIGHTS
     expected = round(
         min(
             100.0,
