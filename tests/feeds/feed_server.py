@@ -3,6 +3,8 @@
 It serves in-memory files with ETag / Last-Modified, answers conditional
 requests with 304 and ``Range: bytes=N-`` with 206 (honouring If-Range), and
 can misbehave on demand: cut a body in half, ignore Range, leave out validators.
+:class:`ToFeedServer` sends requests for any host (the default sources' real
+URLs) to it, so the sync service can be tested as it runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
 
 
 @dataclass
@@ -120,6 +124,24 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
 
     return Handler
+
+
+class ToFeedServer(httpx.BaseTransport):
+    """An HTTP transport that sends every request to the feed server, keeping
+    its path: ``https://www.cisa.gov/x`` is served as ``/x`` on 127.0.0.1."""
+
+    def __init__(self, server: FeedServer) -> None:
+        self._target = httpx.URL(server.base_url)
+        self._transport = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme="http", host=self._target.host, port=self._target.port
+        )
+        return self._transport.handle_request(request)
+
+    def close(self) -> None:
+        self._transport.close()
 
 
 @contextmanager

@@ -65,12 +65,21 @@ def test_without_comment_line_and_without_header(parse_text: Parse) -> None:
     ]
 
 
-def test_corrupt_gzip_keeps_the_rows_before(tmp_path: Path) -> None:
+def test_gzip_cut_mid_stream_is_rejected_whole(tmp_path: Path) -> None:
+    """The rows before the cut are not kept: stored, they would mix two days' scores."""
     rows = "".join(f"CVE-2024-{i:05},0.{i:05},0.5\n" for i in range(1, 100_000))
     data = gzip.compress((HEADER + rows).encode())
     path = tmp_path / "epss.csv.gz"
     path.write_bytes(data[: len(data) // 2])
     (parsed,) = read_path(path)
-    assert 10_000 < len(parsed.records) < 100_000
+    assert parsed.records == ()
     (rejection,) = parsed.rejected
+    assert rejection.where == str(path)
     assert rejection.reason.startswith("the compressed data ends early (truncated download?)")
+    assert rejection.reason.endswith("a file that cannot be read to its end is not imported")
+
+
+def test_a_broken_line_is_still_rejected_alone(parse_text: Parse) -> None:
+    parsed = parse_text("epss", HEADER + "CVE-2024-0001,0.1,0.2\nCVE-2024-0002,x,0.2\n", name="e")
+    assert [r.cve_id for r in parsed.records if isinstance(r, EpssScore)] == ["CVE-2024-0001"]
+    assert [r.where for r in parsed.rejected] == ["e:4 CVE-2024-0002"]

@@ -6,7 +6,10 @@ import json
 from datetime import date
 from typing import Any
 
+import pytest
+
 from patchwarden.domain.advisories import KevEntry, ParsedFeed
+from patchwarden.feeds.kev import KevCatalogue
 from tests.feeds.conftest import Parse
 
 
@@ -46,6 +49,9 @@ def test_shared_catalogue(shared_feeds: dict[str, list[ParsedFeed]]) -> None:
     assert parsed.notes == (
         "CISA KEV catalogue 2025.08.25, released 2025-08-25T17:04:19.9796Z: 1404 entries",
     )
+    # Whole and self-consistent: what it leaves out is no longer listed.
+    assert isinstance(parsed, KevCatalogue)
+    assert parsed.listed == frozenset(e.cve_id for e in entries)
     ransomware = sum(e.known_ransomware for e in entries)
     assert 0 < ransomware < 1404
     assert all(e.date_added <= date(2025, 8, 25) for e in entries)
@@ -117,3 +123,53 @@ def test_other_json_is_not_a_catalogue(parse_text: Parse) -> None:
     ]
     parsed = parse_text("kev", json.dumps([1, 2]), name="n")
     assert parsed.rejected[0].reason == "not a KEV catalogue: expected a JSON object"
+
+
+def test_a_complete_catalogue_says_every_cve_it_lists(parse_text: Parse) -> None:
+    """Entries rejected alone are listed too: the importer must not un-list them."""
+    parsed = parse_text(
+        "kev",
+        catalogue(entry(), entry(cveID=" CVE-2024-0002 ", dateAdded="01/02/2025")),
+        name="kev.json",
+    )
+    assert isinstance(parsed, KevCatalogue)
+    assert parsed.listed == frozenset({"CVE-2024-0001", "CVE-2024-0002"})
+    assert len(parsed.records) == len(parsed.rejected) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "note"),
+    [
+        pytest.param(
+            catalogue(entry(), count=2),
+            "its count (2) disagrees with its 1 entries",
+            id="count-disagrees",
+        ),
+        pytest.param(
+            {k: v for k, v in catalogue(entry()).items() if k != "count"},
+            "it gives no 'count' to check its entries against",
+            id="no-count",
+        ),
+        pytest.param(
+            catalogue(entry(), {"vendorProject": "Acme"}),
+            "1 of its entries have no 'cveID' to tell which CVE they list",
+            id="entry-without-cve",
+        ),
+        pytest.param(catalogue(), "it lists no entry", id="empty"),
+    ],
+)
+def test_a_catalogue_not_known_to_be_whole_lists_nothing(
+    parse_text: Parse, content: dict[str, Any], note: str
+) -> None:
+    parsed = parse_text("kev", content, name="kev.json")
+    assert isinstance(parsed, KevCatalogue)
+    assert parsed.listed is None
+    assert f"entries missing from this catalogue stay listed: {note}" in parsed.notes
+
+
+def test_a_truncated_catalogue_lists_nothing(parse_text: Parse) -> None:
+    text = json.dumps(catalogue(entry(), entry(cveID="CVE-2024-0002")))
+    parsed = parse_text("kev", text[: len(text) * 2 // 3], name="kev.json")
+    assert isinstance(parsed, KevCatalogue)
+    assert (parsed.records, parsed.listed) == ((), None)
+    assert parsed.rejected[0].reason.startswith("not valid JSON (truncated or damaged?)")

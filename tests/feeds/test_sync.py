@@ -31,6 +31,7 @@ from patchwarden.feeds.sync import (
     SyncSource,
     get_source,
     nvd_feed,
+    record_synced,
     sync,
 )
 from tests.feeds.feed_server import FeedServer, serve
@@ -99,6 +100,32 @@ def test_download_then_304_then_changed(
     assert third.status == "downloaded"
     assert b"Gadget" in third.path.read_bytes()
     assert third.etag != first.etag
+
+
+def test_a_download_not_recorded_is_downloaded_again(
+    server: FeedServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    """Until record_synced says the file is in use (imported), a sync sends no
+    validators: the next one downloads it again instead of getting 304."""
+    server.put("/feeds/kev.json", BODY)
+    sync(KEV, tmp_path, client)  # recorded: the file before the change
+    server.put("/feeds/kev.json", BODY.replace(b"Widget", b"Gadget"), last_modified=1_800_000_000)
+    first = sync(KEV, tmp_path, client, save_state=False)
+    assert first.status == "downloaded"
+    assert b"Gadget" in first.path.read_bytes()
+    # The old file's state went with it: it must not answer for the new one.
+    assert not (tmp_path / ".kev.json.sync.json").exists()
+
+    again = sync(KEV, tmp_path, client, save_state=False)
+    assert again.status == "downloaded"
+    sent = server.headers_of("/feeds/kev.json")[-1]
+    assert "if-none-match" not in sent and "if-modified-since" not in sent
+
+    record_synced(KEV, tmp_path, again)
+    recorded = sync(KEV, tmp_path, client, save_state=False)
+    assert recorded.status == "unchanged"
+    assert server.headers_of("/feeds/kev.json")[-1]["if-none-match"] == again.etag
+    assert recorded.sha256 == again.sha256
 
 
 def test_if_modified_since_alone(server: FeedServer, client: httpx.Client, tmp_path: Path) -> None:

@@ -4,13 +4,17 @@ provenance, updates by `modified`, withdrawals, and bad input refused whole."""
 
 from __future__ import annotations
 
+import gzip
 import json
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from patchwarden.errors import InvalidInput
@@ -26,6 +30,7 @@ from patchwarden.storage.tables import (
     KevEntryRow,
     Vulnerability,
 )
+from tests.feeds.feed_server import FeedServer, ToFeedServer, serve
 
 # Three real DSAs, verbatim from the Debian tracker's DSA list.
 DSA_TEXT = """\
@@ -56,6 +61,24 @@ KEV_PWNKIT: dict[str, Any] = {
     "knownRansomwareCampaignUse": "Unknown",
     "notes": "https://nvd.nist.gov/vuln/detail/CVE-2021-4034",
     "cwes": ["CWE-787"],
+}
+
+
+# The real CISA KEV entry of CVE-2021-44228 (log4shell).
+KEV_LOG4SHELL: dict[str, Any] = {
+    "cveID": "CVE-2021-44228",
+    "vendorProject": "Apache",
+    "product": "Log4j2",
+    "vulnerabilityName": "Apache Log4j2 Remote Code Execution Vulnerability",
+    "dateAdded": "2021-12-10",
+    "shortDescription": "Apache Log4j2 contains a vulnerability where JNDI features do not "
+    "protect against attacker-controlled JNDI-related endpoints, allowing for remote code "
+    "execution.",
+    "requiredAction": "Apply updates per vendor instructions.",
+    "dueDate": "2021-12-24",
+    "knownRansomwareCampaignUse": "Known",
+    "notes": "https://nvd.nist.gov/vuln/detail/CVE-2021-44228",
+    "cwes": ["CWE-20", "CWE-400", "CWE-502"],
 }
 
 
@@ -743,3 +766,273 @@ def test_a_dsa_in_both_the_tracker_list_and_osv_keeps_the_dated_record(
         assert advisory is not None
         assert (advisory.source, advisory.source_file) == ("osv", str(osv))
         assert "CVE-2023-0286" not in advisory.aliases
+
+
+# --- EPSS: one day's scores, all or nothing, never rolled back ----------------------------
+
+EPSS_MODEL = "#model_version:v2025.03.14,score_date:{day}T12:55:00Z\n"
+
+
+def epss_text(day: str | None, *rows: str) -> str:
+    head = EPSS_MODEL.format(day=day) if day else ""
+    return head + "cve,epss,percentile\n" + "".join(row + "\n" for row in rows)
+
+
+def epss_stored(factory: sessionmaker[Session]) -> dict[str, tuple[float, str | None]]:
+    with transaction(factory) as session:
+        return {
+            row.cve_id: (row.epss, row.score_date.isoformat() if row.score_date else None)
+            for row in session.execute(select(EpssScoreRow)).scalars()
+        }
+
+
+def test_epss_an_older_or_undated_file_never_rolls_scores_back(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "epss.csv"
+    path.write_text(epss_text("2025-08-26", "CVE-2021-4034,0.9,0.99"))
+    feeds.import_feed(session_factory, path, None, "test")
+
+    # The day before: its score of a CVE already scored is older news; a new CVE is stored.
+    path.write_text(epss_text("2025-08-25", "CVE-2021-4034,0.8,0.98", "CVE-2022-2068,0.1,0.5"))
+    older = feeds.import_feed(session_factory, path, None, "test")
+    assert outcome(older) == (1, 0, 1, 0, 0)
+    assert older.rescored == {"CVE-2022-2068"}
+    assert (
+        "1 EPSS scores kept as stored: they are of a later day than this file's "
+        "(2025-08-25), which does not replace them"
+    ) in older.notes
+    assert epss_stored(session_factory) == {
+        "CVE-2021-4034": (0.9, "2025-08-26"),
+        "CVE-2022-2068": (0.1, "2025-08-25"),
+    }
+
+    # An undated file replaces no dated score.
+    path.write_text(epss_text(None, "CVE-2021-4034,0.1,0.1", "CVE-2022-2068,0.2,0.6"))
+    undated = feeds.import_feed(session_factory, path, None, "test")
+    assert outcome(undated) == (0, 0, 2, 0, 0)
+    assert not undated.rescored
+    assert epss_stored(session_factory)["CVE-2021-4034"] == (0.9, "2025-08-26")
+
+    # The same day again (a corrected file) and a later day do replace.
+    path.write_text(epss_text("2025-08-26", "CVE-2021-4034,0.91,0.99"))
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 1, 0, 0, 0)
+    path.write_text(epss_text("2025-08-27", "CVE-2022-2068,0.3,0.7"))
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 1, 0, 0, 0)
+    assert epss_stored(session_factory) == {
+        "CVE-2021-4034": (0.91, "2025-08-26"),
+        "CVE-2022-2068": (0.3, "2025-08-27"),
+    }
+
+
+def test_epss_undated_scores_are_replaced_by_dated_ones(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = tmp_path / "epss.csv"
+    path.write_text(epss_text(None, "CVE-2021-4034,0.1,0.1"))
+    feeds.import_feed(session_factory, path, None, "test")
+    path.write_text(epss_text(None, "CVE-2021-4034,0.2,0.2"))
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 1, 0, 0, 0)
+    path.write_text(epss_text("2025-08-25", "CVE-2021-4034,0.3,0.3"))
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 1, 0, 0, 0)
+    assert epss_stored(session_factory) == {"CVE-2021-4034": (0.3, "2025-08-25")}
+
+
+def test_epss_gzip_cut_mid_stream_stores_nothing(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    rows = [f"CVE-2024-{i:05},0.{i:05},0.5" for i in range(1, 30_000)]
+    day_one = tmp_path / "epss_scores-2025-08-25.csv.gz"
+    day_one.write_bytes(gzip.compress(epss_text("2025-08-25", *rows).encode()))
+    assert feeds.import_feed(session_factory, day_one, None, "test").created == len(rows)
+    stored = epss_stored(session_factory)
+
+    later = [f"CVE-2024-{i:05},0.9,0.9" for i in range(1, 30_000)]
+    data = gzip.compress(epss_text("2025-08-26", *later).encode())
+    cut = tmp_path / "epss_scores-2025-08-26.csv.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    summary = feeds.import_feed(session_factory, cut, None, "test")
+    assert outcome(summary) == (0, 0, 0, 0, 1)
+    assert summary.rejected_whole
+    (rejection,) = summary.rejections
+    assert rejection.where == str(cut)
+    assert "truncated download?" in rejection.reason
+    # Not one score of the later day: the day before is still whole.
+    assert epss_stored(session_factory) == stored
+    with transaction(session_factory) as session:
+        assert findings.scores_generation(session) == 1
+
+
+# --- KEV: a complete catalogue un-lists what it no longer holds ---------------------------
+
+
+def kev_listed(factory: sessionmaker[Session]) -> set[str]:
+    with transaction(factory) as session:
+        return set(session.execute(select(KevEntryRow.cve_id)).scalars())
+
+
+def test_a_cve_left_out_of_a_complete_catalogue_is_unlisted_and_rescored(
+    session_factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Imported here: that module imports this one.
+    from tests.services.test_findings import (
+        DEBIAN_PACKAGES,
+        KEV_RISK,
+        PLAIN_RISK,
+        all_findings,
+        needs_rescore,
+        new_asset,
+    )
+
+    # The index cache is process-wide: this database gets its own.
+    monkeypatch.setattr(findings, "INDEX_CACHE", findings.IndexCache())
+    dsa = tmp_path / "DSA_list.txt"
+    dsa.write_text(DSA_TEXT)
+    feeds.import_feed(session_factory, dsa, None, "test")
+    kev = write_json(tmp_path / "kev.json", kev_catalogue(KEV_PWNKIT, KEV_LOG4SHELL))
+    feeds.import_feed(session_factory, kev, None, "test")
+    asset = new_asset(session_factory, "deb-web", DEBIAN_PACKAGES)
+    findings.recompute_dirty(session_factory)
+    pwnkit = ("policykit-1", "CVE-2021-4034")
+    assert all_findings(session_factory, asset)[pwnkit].risk_score == KEV_RISK
+    with transaction(session_factory) as session:
+        generation = findings.scores_generation(session)
+
+    write_json(kev, kev_catalogue(KEV_LOG4SHELL))
+    summary = feeds.import_feed(session_factory, kev, None, "test")
+    # Counted as withdrawn: the listing is withdrawn, as an advisory can be.
+    assert outcome(summary) == (0, 0, 1, 1, 0)
+    assert summary.rescored == {"CVE-2021-4034"}
+    assert "1 KEV entries no longer in the catalogue were un-listed: CVE-2021-4034" in (
+        summary.notes
+    )
+    assert kev_listed(session_factory) == {"CVE-2021-44228"}
+    with transaction(session_factory) as session:
+        assert findings.scores_generation(session) == generation + 1
+        info = findings.vulnerability_info(session, ["CVE-2021-4034"])["CVE-2021-4034"]
+        assert (info.kev, info.kev_due_date) == (False, None)
+        (run, *_) = feeds.list_imports(session)
+        assert run.withdrawn == 1
+    # Only re-scored, as when a CVE is listed: the advisories did not change.
+    assert needs_rescore(session_factory, asset)
+    findings.recompute_dirty(session_factory)
+    found = all_findings(session_factory, asset)[pwnkit]
+    assert found.risk_score == PLAIN_RISK
+    assert found.due_at == found.first_seen_at + timedelta(days=90)  # no KEV due date
+
+    again = feeds.import_feed(session_factory, kev, None, "test")
+    assert outcome(again) == (0, 0, 1, 0, 0)
+    assert not needs_rescore(session_factory, asset)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(json.dumps(kev_catalogue(KEV_LOG4SHELL), indent=1)[:300], id="truncated"),
+        pytest.param(json.dumps(kev_catalogue(KEV_LOG4SHELL) | {"count": 2}), id="count-disagrees"),
+        pytest.param(
+            json.dumps(kev_catalogue(KEV_LOG4SHELL, {"vendorProject": "Acme"}) | {"count": 2}),
+            id="entry-without-cve",
+        ),
+        pytest.param(json.dumps(kev_catalogue()), id="empty"),
+    ],
+)
+def test_a_catalogue_not_known_to_be_whole_unlists_nothing(
+    session_factory: sessionmaker[Session], tmp_path: Path, content: str
+) -> None:
+    kev = write_json(tmp_path / "kev.json", kev_catalogue(KEV_PWNKIT, KEV_LOG4SHELL))
+    feeds.import_feed(session_factory, kev, None, "test")
+    kev.write_text(content)
+    summary = feeds.import_feed(session_factory, kev, None, "test")
+    assert summary.withdrawn == 0
+    assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
+    with transaction(session_factory) as session:
+        assert findings.scores_generation(session) == 1
+
+
+def test_an_entry_rejected_alone_stays_listed(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    kev = write_json(tmp_path / "kev.json", kev_catalogue(KEV_PWNKIT, KEV_LOG4SHELL))
+    feeds.import_feed(session_factory, kev, None, "test")
+    write_json(kev, kev_catalogue(KEV_PWNKIT | {"dueDate": "18/07/2022"}, KEV_LOG4SHELL))
+    summary = feeds.import_feed(session_factory, kev, None, "test")
+    assert outcome(summary) == (0, 0, 1, 0, 1)
+    assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
+
+
+# --- sync: a download counts as current only once it is imported --------------------------
+
+KEV_PATH = "/sites/default/files/feeds/known_exploited_vulnerabilities.json"
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    with serve() as running:
+        yield running
+
+
+@pytest.fixture
+def feed_client(feed_server: FeedServer) -> Iterator[httpx.Client]:
+    """The default sources' real URLs, answered by the local feed server."""
+    with httpx.Client(transport=ToFeedServer(feed_server), timeout=5) as http:
+        yield http
+
+
+def sync_kev(factory: sessionmaker[Session], dest: Path, client: httpx.Client) -> feeds.SourceSync:
+    (result,) = feeds.sync_sources(factory, dest, ["kev"], "test", client=client)
+    return result
+
+
+def test_sync_imports_again_a_download_whose_import_failed(
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    feed_server: FeedServer,
+    feed_client: httpx.Client,
+) -> None:
+    feed_server.put(KEV_PATH, json.dumps(kev_catalogue(KEV_PWNKIT)).encode())
+    dest = tmp_path / "feeds"
+    # The database refuses the import (the table of import runs is gone): it raises.
+    runs = FeedImport.metadata.tables["feed_imports"]
+    runs.drop(engine)
+    with pytest.raises(SQLAlchemyError, match="feed_imports"):
+        sync_kev(session_factory, dest, feed_client)
+    assert (dest / "known_exploited_vulnerabilities.json").exists()  # downloaded, not imported
+    assert kev_listed(session_factory) == set()
+
+    runs.create(engine)
+    retried = sync_kev(session_factory, dest, feed_client)
+    assert retried.status == "downloaded and imported"  # not "unchanged": it was never used
+    assert retried.summary is not None and outcome(retried.summary) == (1, 0, 0, 0, 0)
+    assert kev_listed(session_factory) == {"CVE-2021-4034"}
+
+    current = sync_kev(session_factory, dest, feed_client)
+    assert current.status == "unchanged"
+    assert feed_server.headers_of(KEV_PATH)[-1]["if-none-match"] == (
+        feed_server.resources[KEV_PATH].etag
+    )
+
+
+def test_sync_of_a_broken_file_downloads_it_again(
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    feed_server: FeedServer,
+    feed_client: httpx.Client,
+) -> None:
+    body = json.dumps(kev_catalogue(KEV_PWNKIT)).encode()
+    feed_server.put(KEV_PATH, body[: len(body) // 2])  # published truncated
+    dest = tmp_path / "feeds"
+    first = sync_kev(session_factory, dest, feed_client)
+    assert first.status.startswith("failed: ")
+    assert first.summary is not None
+    assert "not valid JSON" in first.summary.rejections[0].reason
+
+    again = sync_kev(session_factory, dest, feed_client)
+    assert again.status.startswith("failed: ")  # downloaded and tried again, not 304
+    assert "if-none-match" not in feed_server.headers_of(KEV_PATH)[-1]
+    assert kev_listed(session_factory) == set()
+
+    feed_server.put(KEV_PATH, body)
+    assert sync_kev(session_factory, dest, feed_client).status == "downloaded and imported"
+    assert kev_listed(session_factory) == {"CVE-2021-4034"}

@@ -61,7 +61,13 @@ def feeds_import(
         str | None, typer.Option("--format", help="Feed format; detected when omitted.")
     ] = None,
 ) -> None:
-    """Import advisories, NVD, KEV or EPSS data from files (works air-gapped)."""
+    """Import advisories, NVD, KEV or EPSS data from files (works air-gapped).
+
+    Exit status: 0 when records were stored (or were stored already), even if
+    some were rejected (each is listed); 1 when nothing was stored because the
+    input was rejected whole (not a feed file, truncated, the wrong --format);
+    2 on a usage error (a bad option, an unknown format, a missing path).
+    """
     with (
         report_errors(),
         Progress(
@@ -79,6 +85,12 @@ def feeds_import(
             session_factory(), path, fmt, cli_actor(), progress=lambda n: progress.advance(task, n)
         )
     _print_summary(summary)
+    if summary.rejected_whole or not summary.files:
+        reason = "it was rejected (see above)" if summary.files else "it holds no feed file"
+        err_console.print(
+            f"error: nothing was imported from {path}: {reason}", highlight=False, markup=False
+        )
+        raise typer.Exit(1)
 
 
 @feeds_app.command("sync")
@@ -87,7 +99,13 @@ def feeds_sync(
         list[str] | None, typer.Option("--source", help="Only these sources.")
     ] = None,
 ) -> None:
-    """Download the public feeds (conditional, resumable, verified) and import what changed."""
+    """Download the public feeds (conditional, resumable, verified) and import what changed.
+
+    Exit status: 0 when every source is current or was imported; 1 when some
+    source failed (its line says why: a download error, or a file rejected whole,
+    which the next sync downloads and imports again); 2 when no source could be
+    reached, or on a usage error.
+    """
     with report_errors():
         results = feeds.sync_sources(
             session_factory(), get_settings().data_dir / "feeds", source, cli_actor()
@@ -96,6 +114,8 @@ def feeds_sync(
         console.print(f"{result.source}: {result.status}", highlight=False, markup=False)
         if result.summary is not None:
             _print_summary(result.summary)
+    if any(result.status.startswith("failed") for result in results):
+        raise typer.Exit(1)
 
 
 @feeds_app.command("imports")

@@ -255,11 +255,12 @@ class Collector:
         with self.source.open() as stream:
             yield JsonReader(stream, limit)
 
-    def lines(self) -> Iterator[tuple[int, bytes]]:
+    def lines(self, *, all_or_nothing: bool = False) -> Iterator[tuple[int, bytes]]:
         """``(line number, line without its end)``, streamed.
 
         A line longer than ``max_document_bytes`` is rejected and skipped; a
-        read error ends the file with one rejection, keeping what came before.
+        read error ends the file with one rejection, keeping what came before,
+        or with ``all_or_nothing`` (inside ``whole_file``) rejects the file whole.
         """
         limit = self.source.max_document_bytes
         number = 0
@@ -279,6 +280,11 @@ class Collector:
                         continue
                     yield number, line.rstrip(b"\r\n")
         except READ_ERRORS as exc:
+            if all_or_nothing:
+                raise FileRejected(
+                    f"{describe_read_error(exc)} after line {number}; "
+                    "a file that cannot be read to its end is not imported"
+                ) from exc
             self.reject(
                 self.at_line(number + 1),
                 f"{describe_read_error(exc)}; the rest of the file was not read "

@@ -7,7 +7,9 @@
 The comment line gives the model version and the score date of every row (it
 is optional: older files lack it). Each row needs a CVE id and two numbers in
 0..1; a broken row is rejected as ``file:LINE`` and the others are kept. A CVE
-listed twice keeps its first row.
+listed twice keeps its first row. A file that cannot be read to its end (a gzip
+download cut mid-stream) is rejected whole: storing the rows before the cut
+would leave the scores of two days mixed.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class _Parser:
 
     def run(self) -> None:
         c = self.c
-        for number, raw in c.lines():
+        for number, raw in c.lines(all_or_nothing=True):
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
             except UnicodeDecodeError:

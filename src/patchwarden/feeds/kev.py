@@ -6,10 +6,15 @@
 
 ``knownRansomwareCampaignUse`` is "Known" or "Unknown"; anything else rejects
 the entry. A catalogue whose ``count`` disagrees with its entries gets a note.
+
+The catalogue is complete: a CVE it no longer lists is no longer known to be
+exploited. :class:`KevCatalogue` says which CVEs a catalogue lists, when it can
+be trusted to be whole, so the importer can un-list the others.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from patchwarden.domain.advisories import KevEntry, ParsedFeed
@@ -27,6 +32,18 @@ _RANSOMWARE: Final = {"Known": True, "Unknown": False}
 _REQUIRED: Final = ("vendorProject", "product", "vulnerabilityName")
 
 
+@dataclass(frozen=True)
+class KevCatalogue(ParsedFeed):
+    """A parsed catalogue and every CVE it lists (entries rejected alone included).
+
+    ``listed`` is None when the catalogue cannot be trusted to be complete (it
+    was rejected whole, is empty, disagrees with its ``count`` or has an entry
+    without a ``cveID``): then no entry may be un-listed because of it.
+    """
+
+    listed: frozenset[str] | None = None
+
+
 class KevFeed:
     name: Final = NAME
 
@@ -35,21 +52,27 @@ class KevFeed:
             b'"catalogVersion"' in head or b"Known Exploited Vulnerabilities" in head
         )
 
-    def parse(self, source: FeedSource) -> ParsedFeed:
+    def parse(self, source: FeedSource) -> KevCatalogue:
         c = Collector(NAME, source)
+        complete: frozenset[str] | None = None  # stays None if the file is rejected whole
         with c.whole_file(), c.json_document() as reader:
             if reader.first_char() != "{":
                 raise FileRejected("not a KEV catalogue: expected a JSON object")
             header: dict[str, object] = {}
-            entries = with_cve = 0
+            entries = with_cve = unidentified = 0
+            listed: set[str] = set()
             for index, value in reader.items_of("vulnerabilities", header):
                 entries += 1
                 with_cve += isinstance(value, dict) and "cveID" in value
+                cve = value.get("cveID") if isinstance(value, dict) else None
+                if isinstance(cve, str):
+                    listed.add(cve.strip())  # a rejected entry is still listed upstream
+                else:
+                    unidentified += 1
                 where = c.at(f"vulnerabilities[{index}]")
                 try:
                     c.add(_entry(value))
                 except ValueError as exc:
-                    cve = value.get("cveID") if isinstance(value, dict) else None
                     c.reject(f"{where} {cve}" if isinstance(cve, str) else where, str(exc))
             reader.end()
             if not isinstance(header.get("vulnerabilities"), list):
@@ -60,9 +83,39 @@ class KevFeed:
             version, released = header.get("catalogVersion"), header.get("dateReleased")
             c.note(f"CISA KEV catalogue {version}, released {released}: {entries} entries")
             count = header.get("count")
+            incomplete = _why_incomplete(entries, unidentified, count)
+            if incomplete:
+                c.note(f"entries missing from this catalogue stay listed: {incomplete}")
+            else:
+                complete = frozenset(listed)
             if isinstance(count, int) and count != entries:
                 c.note(f"the catalogue says it has {count} entries but lists {entries}")
-        return c.result()
+        result = c.result()
+        return KevCatalogue(
+            source=result.source,
+            records=result.records,
+            file=result.file,
+            rejected=result.rejected,
+            notes=result.notes,
+            listed=complete,
+        )
+
+
+def _why_incomplete(entries: int, unidentified: int, count: object) -> str | None:
+    """Why a catalogue cannot be trusted to list every KEV entry, or None.
+
+    Un-listing on the word of a partial catalogue would drop entries that are
+    still exploited, so anything short of a whole, self-consistent one is refused.
+    """
+    if not entries:
+        return "it lists no entry"
+    if not isinstance(count, int) or isinstance(count, bool):
+        return "it gives no 'count' to check its entries against"
+    if count != entries:
+        return f"its count ({count}) disagrees with its {entries} entries"
+    if unidentified:
+        return f"{unidentified} of its entries have no 'cveID' to tell which CVE they list"
+    return None
 
 
 def _entry(raw: object) -> KevEntry:

@@ -18,6 +18,10 @@ date with ``source.url``:
   file untouched and raises :class:`ChecksumMismatch`.
 * **atomic**: the verified part is fsynced and renamed over the file, so a
   reader sees the old file or the new one, never half of one.
+* **recorded once used**: with ``save_state=False`` a new file is not recorded
+  as current until :func:`record_synced` is called (after its import
+  succeeded); until then the next sync downloads it again rather than getting
+  304, so a failed import is retried instead of reported "unchanged".
 
 Names starting with "." are skipped by ``read_path``, so ``feeds import
 dest_dir`` reads the feed files and not the sidecars. A host that cannot be
@@ -258,8 +262,13 @@ class _Paths:
         )
 
 
-def sync(source: SyncSource, dest_dir: Path, client: httpx.Client) -> SyncResult:
+def sync(
+    source: SyncSource, dest_dir: Path, client: httpx.Client, *, save_state: bool = True
+) -> SyncResult:
     """Bring ``dest_dir/source.filename`` up to date (see the module docstring).
+
+    With ``save_state=False`` a downloaded file is left unrecorded: call
+    :func:`record_synced` once it has been imported.
 
     Raises :class:`FeedUnreachable` (offline), :class:`DownloadInterrupted`
     (the part is kept: sync again to resume), :class:`ChecksumMismatch` or
@@ -268,14 +277,32 @@ def sync(source: SyncSource, dest_dir: Path, client: httpx.Client) -> SyncResult
     """
     paths = _Paths.of(dest_dir, source.filename)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    return _Download(source, paths, client).run()
+    return _Download(source, paths, client, save_state).run()
+
+
+def record_synced(source: SyncSource, dest_dir: Path, result: SyncResult) -> None:
+    """Record the file of ``result`` as current: the next sync sends its validators."""
+    _save(_Paths.of(dest_dir, source.filename).state, _state_of(source, result))
+
+
+def _state_of(source: SyncSource, result: SyncResult) -> dict[str, object]:
+    return {
+        "url": source.url,
+        "etag": result.etag,
+        "last_modified": result.last_modified,
+        "sha256": result.sha256,
+        "size": result.size,
+    }
 
 
 class _Download:
-    def __init__(self, source: SyncSource, paths: _Paths, client: httpx.Client) -> None:
+    def __init__(
+        self, source: SyncSource, paths: _Paths, client: httpx.Client, save_state: bool
+    ) -> None:
         self.source = source
         self.paths = paths
         self.client = client
+        self.save_state = save_state
 
     def run(self, *, allow_resume: bool = True) -> SyncResult:
         state = _load(self.paths.state) if self.paths.target.exists() else {}
@@ -385,22 +412,18 @@ class _Download:
         sha256 = _digest(part, ExpectedChecksum("sha256", ""))
         size = part.stat().st_size
         validators = _load(self.paths.part_state)
-        new_state: dict[str, object] = {
-            "url": self.source.url,
-            "etag": validators.get("etag"),
-            "last_modified": validators.get("last_modified"),
-            "sha256": sha256,
-            "size": size,
-        }
         unchanged = state.get("sha256") == sha256 and self.paths.target.exists()
         if unchanged:
             self._discard_part()
         else:
+            if not self.save_state:
+                # The state describes the file about to be replaced: without it the
+                # next sync downloads again until record_synced says the new one is in.
+                self.paths.state.unlink(missing_ok=True)
             os.replace(part, self.paths.target)
             _fsync_dir(self.paths.target.parent)
             self.paths.part_state.unlink(missing_ok=True)
-        _save(self.paths.state, new_state)
-        return SyncResult(
+        result = SyncResult(
             source=self.source.name,
             status="unchanged" if unchanged else "downloaded",
             path=self.paths.target,
@@ -408,9 +431,14 @@ class _Download:
             sha256=sha256,
             resumed=resumed,
             verified=verified,
-            etag=_text(new_state["etag"]),
-            last_modified=_text(new_state["last_modified"]),
+            etag=_text(validators.get("etag")),
+            last_modified=_text(validators.get("last_modified")),
         )
+        # An unchanged file is the recorded one: only its validators are refreshed.
+        # A new one, with save_state=False, waits for record_synced.
+        if unchanged or self.save_state:
+            _save(self.paths.state, _state_of(self.source, result))
+        return result
 
     def _unchanged(self, state: dict[str, object]) -> SyncResult:
         return SyncResult(

@@ -2,6 +2,11 @@
 provenance, a per-record savepoint so a broken record is refused whole, and a
 summary of created / updated / unchanged / withdrawn / rejected records.
 
+Two feeds are snapshots rather than streams of records: an EPSS file scores
+every CVE on one day (stored all or none, never over a later day's score), and
+a complete KEV catalogue un-lists the entries it no longer holds (counted as
+withdrawn).
+
 Parsing is pure (patchwarden.feeds); this module only stores what it yields.
 """
 
@@ -13,7 +18,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,7 @@ from patchwarden.storage.tables import (
 )
 
 BATCH = 500
+EPSS_CHUNK = 20_000  # rows per executemany statement
 MAX_STORED_REJECTIONS = 1000
 CVSS_PREFERENCE = ("3.1", "4.0", "3.0", "2.0")  # which vector a vulnerability shows first
 
@@ -75,6 +81,14 @@ class ImportSummary:
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.withdrawn)
 
+    @property
+    def rejected_whole(self) -> bool:
+        """Something was refused and nothing is stored: no record was created,
+        updated, withdrawn or found already stored."""
+        return bool(self.rejected) and not (
+            self.created or self.updated or self.unchanged or self.withdrawn
+        )
+
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
@@ -93,6 +107,7 @@ def import_feed(
     """Import one file, directory or zip. Records are stored in batches; each
     record is all-or-nothing; a bad record is counted and reported."""
     from patchwarden.feeds import get_feed, read_path  # the parsers' registry
+    from patchwarden.feeds.kev import KevCatalogue
 
     if not path.exists():
         raise InvalidInput(f"{path} does not exist")
@@ -121,6 +136,13 @@ def import_feed(
         while len(pending) >= BATCH:
             _store_batch(factory, pending[:BATCH], summary, progress)
             del pending[:BATCH]
+        if isinstance(parsed, KevCatalogue) and parsed.listed is not None:
+            # Store what is pending first: an entry of an earlier file stored
+            # after the un-listing would list again what this catalogue dropped.
+            if pending:
+                _store_batch(factory, pending, summary, progress)
+                pending.clear()
+            _unlist_kev(factory, parsed.listed, summary)
     if pending:
         _store_batch(factory, pending, summary, progress)
     summary.seconds = time.perf_counter() - started
@@ -413,12 +435,39 @@ def _store_kev(session: Session, entry: KevEntry, file: str, now: datetime) -> s
     return "updated"
 
 
+def _unlist_kev(
+    factory: sessionmaker[Session], listed: frozenset[str], summary: ImportSummary
+) -> None:
+    """Remove the KEV entries a complete catalogue no longer lists: the schema
+    stores "listed" as the row itself. Each counts as withdrawn and its
+    findings are re-scored (no longer KEV: lower risk, the usual due date)."""
+    with transaction(factory) as session:
+        stored = set(session.execute(select(KevEntryRow.cve_id)).scalars())
+        dropped = sorted(stored - listed)
+        for start in range(0, len(dropped), BATCH):
+            session.execute(
+                delete(KevEntryRow).where(KevEntryRow.cve_id.in_(dropped[start : start + BATCH]))
+            )
+    if dropped:
+        summary.withdrawn += len(dropped)
+        summary.rescored.update(dropped)
+        shown = ", ".join(dropped[:10]) + (" …" if len(dropped) > 10 else "")
+        summary.notes.append(
+            f"{len(dropped)} KEV entries no longer in the catalogue were un-listed: {shown}"
+        )
+
+
 def _store_epss(
     factory: sessionmaker[Session], scores: Sequence[EpssScore], file: str, summary: ImportSummary
 ) -> None:
     """EPSS files hold a score for every CVE (~300k rows): compared in memory,
-    written with executemany, one transaction per batch."""
+    written with executemany in one transaction, so a file's scores are stored
+    all or none (never two days mixed). A stored score is replaced only by one
+    of the same or a later day: an older or undated file never rolls it back."""
     now = utcnow()
+    new: list[EpssScore] = []
+    changed: list[EpssScore] = []
+    kept_later = 0
     with transaction(factory) as session:
         stored = {
             cve: (epss, percentile, day)
@@ -431,30 +480,44 @@ def _store_epss(
                 )
             )
         }
-    new = [s for s in scores if s.cve_id not in stored]
-    changed = [
-        s
-        for s in scores
-        if s.cve_id in stored and stored[s.cve_id] != (s.epss, s.percentile, s.score_date)
-    ]
+        for score in scores:
+            current = stored.get(score.cve_id)
+            if current is None:
+                new.append(score)
+            elif _older(score.score_date, current[2]):
+                kept_later += 1
+            elif current != (score.epss, score.percentile, score.score_date):
+                changed.append(score)
+        for start in range(0, len(new), EPSS_CHUNK):
+            session.execute(
+                insert(EpssScoreRow),
+                [_epss_values(s, file, now) for s in new[start : start + EPSS_CHUNK]],
+            )
+        for start in range(0, len(changed), EPSS_CHUNK):
+            # An ORM bulk UPDATE by primary key (cve_id): one executemany.
+            session.execute(
+                update(EpssScoreRow),
+                [_epss_values(s, file, now) for s in changed[start : start + EPSS_CHUNK]],
+            )
     summary.created += len(new)
     summary.updated += len(changed)
     summary.rescored.update(s.cve_id for s in new)
     summary.rescored.update(s.cve_id for s in changed)
     summary.unchanged += len(scores) - len(new) - len(changed)
-    for start in range(0, max(len(new), len(changed)), 20_000):
-        with transaction(factory) as session:
-            chunk_new = new[start : start + 20_000]
-            if chunk_new:
-                session.execute(
-                    insert(EpssScoreRow), [_epss_values(s, file, now) for s in chunk_new]
-                )
-            for s in changed[start : start + 20_000]:
-                session.execute(
-                    update(EpssScoreRow)
-                    .where(EpssScoreRow.cve_id == s.cve_id)
-                    .values(**_epss_values(s, file, now))
-                )
+    if kept_later:
+        day = scores[0].score_date
+        summary.notes.append(
+            f"{kept_later} EPSS scores kept as stored: they are of a later day than this "
+            f"file's ({day.isoformat() if day else 'undated'}), which does not replace them"
+        )
+
+
+def _older(day: date | None, stored_day: date | None) -> bool:
+    """Whether a score of ``day`` is older than one stored of ``stored_day``
+    (an undated score is older than any dated one)."""
+    if stored_day is None:
+        return False
+    return day is None or day < stored_day
 
 
 def _epss_values(score: EpssScore, file: str, now: datetime) -> dict[str, Any]:
@@ -490,11 +553,15 @@ def sync_sources(
     client: Any = None,
 ) -> list[SourceSync]:
     """Download the public feeds that changed and import them. A source that
-    cannot be reached is reported; if none could be, the first error is raised."""
+    cannot be reached is reported; if none could be, the first error is raised.
+
+    A download is recorded as current only once its import succeeded: if the
+    import raises, or rejects the file whole, the next sync downloads and
+    imports it again instead of being told "not modified"."""
     import httpx
 
     from patchwarden.feeds.errors import FeedDownloadError
-    from patchwarden.feeds.sync import DEFAULT_SOURCES, get_source, sync
+    from patchwarden.feeds.sync import DEFAULT_SOURCES, get_source, record_synced, sync
 
     sources = [get_source(n) for n in names] if names else list(DEFAULT_SOURCES.values())
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -505,7 +572,7 @@ def sync_sources(
     try:
         for source in sources:
             try:
-                outcome = sync(source, dest_dir, http)
+                outcome = sync(source, dest_dir, http, save_state=False)
             except FeedDownloadError as exc:
                 errors.append(exc)
                 results.append(SourceSync(source.name, f"failed: {exc}"))
@@ -514,6 +581,11 @@ def sync_sources(
                 results.append(SourceSync(source.name, "unchanged"))
                 continue
             summary = import_feed(factory, outcome.path, source.format, actor)
+            if summary.rejected_whole:
+                status = "failed: the downloaded file was rejected whole; the next sync tries again"
+                results.append(SourceSync(source.name, status, summary))
+                continue
+            record_synced(source, dest_dir, outcome)
             results.append(SourceSync(source.name, "downloaded and imported", summary))
     finally:
         if own_client:
