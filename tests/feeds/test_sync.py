@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ from patchwarden.feeds.sync import (
     NvdMetaChecksum,
     SyncSource,
     get_source,
+    get_sources,
     nvd_feed,
     record_synced,
     sync,
@@ -350,6 +352,20 @@ def test_default_sources(tmp_path: Path) -> None:
         get_source("nope")
     with httpx.Client() as http, pytest.raises(InvalidInput, match="invalid feed file name"):
         sync(SyncSource("x", "/x", "../x", "kev"), tmp_path, http)
+
+
+def test_nvd_years_for_a_first_load() -> None:
+    this_year = datetime.now(UTC).year
+    assert get_source("nvd-2024") == nvd_feed("2024")
+    for name in ("nvd-2001", f"nvd-{this_year + 1}", "nvd-24"):
+        with pytest.raises(InvalidInput, match=f"unknown feed source '{name}'.*nvd-2002 to"):
+            get_source(name)
+    every_year = get_sources(["kev", "nvd-all", "nvd-2024"])
+    assert [s.name for s in every_year] == [
+        "kev",
+        *(f"nvd-{year}" for year in range(2002, this_year + 1)),
+    ]
+    assert every_year[-1].url.endswith(f"/nvdcve-2.0-{this_year}.json.gz")
 
 
 def test_unsatisfiable_range_restarts(

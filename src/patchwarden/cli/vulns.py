@@ -96,7 +96,11 @@ def feeds_import(
 @feeds_app.command("sync")
 def feeds_sync(
     source: Annotated[
-        list[str] | None, typer.Option("--source", help="Only these sources.")
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="Only these sources; also nvd-YEAR or nvd-all (every NVD year: a first load).",
+        ),
     ] = None,
 ) -> None:
     """Download the public feeds (conditional, resumable, verified) and import what changed.

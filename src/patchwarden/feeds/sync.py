@@ -37,8 +37,9 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal, Protocol
@@ -230,14 +231,38 @@ DEFAULT_SOURCES: Final[Mapping[str, SyncSource]] = MappingProxyType(
 )
 
 
+# NVD's yearly 2.0 feeds: every CVE of its year, for a first load (the daily
+# sync takes "modified", eight days of changes). CVE-1999-* are in 2002's.
+NVD_FIRST_YEAR: Final = 2002
+_NVD_YEAR = re.compile(r"nvd-(\d{4})")
+
+
 def get_source(name: str) -> SyncSource:
-    """The default source called ``name``; raises :class:`InvalidInput` listing them."""
+    """The source called ``name``: a default one, or an NVD year ("nvd-2024");
+    raises :class:`InvalidInput` listing them."""
     source = DEFAULT_SOURCES.get(name)
-    if source is None:
-        raise InvalidInput(
-            f"unknown feed source {name!r}; valid sources: {', '.join(sorted(DEFAULT_SOURCES))}"
-        )
-    return source
+    if source is not None:
+        return source
+    year = _NVD_YEAR.fullmatch(name)
+    if year and NVD_FIRST_YEAR <= int(year[1]) <= datetime.now(UTC).year:
+        return nvd_feed(year[1])
+    raise InvalidInput(
+        f"unknown feed source {name!r}; valid sources: {', '.join(sorted(DEFAULT_SOURCES))}, "
+        f"nvd-{NVD_FIRST_YEAR} to nvd-{datetime.now(UTC).year} (NVD by year), or nvd-all"
+    )
+
+
+def get_sources(names: Sequence[str]) -> list[SyncSource]:
+    """The sources called ``names`` (see :func:`get_source`); "nvd-all" stands
+    for every NVD year, the first load of NVD's scores."""
+    sources: list[SyncSource] = []
+    for name in names:
+        if name == "nvd-all":
+            years = range(NVD_FIRST_YEAR, datetime.now(UTC).year + 1)
+            sources.extend(nvd_feed(str(year)) for year in years)
+        else:
+            sources.append(get_source(name))
+    return list({source.name: source for source in sources}.values())
 
 
 # -- sync ----------------------------------------------------------------------------

@@ -561,9 +561,9 @@ def sync_sources(
     import httpx
 
     from patchwarden.feeds.errors import FeedDownloadError
-    from patchwarden.feeds.sync import DEFAULT_SOURCES, get_source, record_synced, sync
+    from patchwarden.feeds.sync import DEFAULT_SOURCES, get_sources, record_synced, sync
 
-    sources = [get_source(n) for n in names] if names else list(DEFAULT_SOURCES.values())
+    sources = get_sources(names) if names else list(DEFAULT_SOURCES.values())
     dest_dir.mkdir(parents=True, exist_ok=True)
     own_client = client is None
     http = client or httpx.Client(timeout=60, follow_redirects=True)
