@@ -213,6 +213,7 @@ def test_tracker_json(parse_text: Parse) -> None:
                 ),
                 AffectedPackage("debian:12", "openssl", ranges=fixed("3.0.8-1")),
             ),
+            rating="low",  # "unimportant", the most severe urgency of a release read
         ),
         Advisory(
             id="DEBIAN-TEMP-0000000-ABCDEF-openssl",

@@ -103,9 +103,7 @@ def test_one_record_all_fields(parse_text: Parse) -> None:
     )
     parsed = parse_text("osv", raw, name="GHSA-xxxx-0001.json")
     assert parsed.rejected == ()
-    assert parsed.notes == (
-        "1 severity ratings of type Ubuntu skipped (only CVSS vectors are kept)",
-    )
+    assert parsed.notes == ()  # the Ubuntu rating is kept as the record's rating
     assert parsed.file == "GHSA-xxxx-0001.json"
     assert parsed.records == (
         Advisory(
@@ -133,8 +131,25 @@ def test_one_record_all_fields(parse_text: Parse) -> None:
                 ),
             ),
             references=("https://example.org/a",),
+            rating="high",
         ),
     )
+
+
+def test_ubuntu_ratings_the_most_severe_of_record_and_entries(parse_text: Parse) -> None:
+    entry = {
+        "package": {"ecosystem": "Ubuntu:22.04:LTS", "name": "demo"},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1-1"}]}],
+    }
+    rated = record(
+        id="UBUNTU-CVE-2024-3333",
+        affected=[entry | {"severity": [{"type": "Ubuntu", "score": "medium"}]}],
+        severity=[{"type": "Ubuntu", "score": "negligible"}, {"type": "Ubuntu", "score": "?"}],
+    )
+    (parsed,) = parse_text("osv", rated, name="u.json").records
+    assert parsed.rating == "medium"
+    unrated = record(id="UBUNTU-CVE-2024-4444", affected=[entry])
+    assert parse_text("osv", unrated, name="v.json").records[0].rating is None
 
 
 def test_unknown_ecosystem_entry_is_rejected_alone(parse_text: Parse) -> None:

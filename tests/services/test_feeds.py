@@ -1036,3 +1036,47 @@ def test_sync_of_a_broken_file_downloads_it_again(
     feed_server.put(KEV_PATH, body)
     assert sync_kev(session_factory, dest, feed_client).status == "downloaded and imported"
     assert kev_listed(session_factory) == {"CVE-2021-4034"}
+
+
+def test_a_distribution_rating_is_the_severity_until_a_cvss_score_comes(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Ubuntu's priority and Debian's urgency rate a flaw no CVSS score has reached:
+    the most severe of them is its severity, and NVD's score replaces it."""
+    from tests.services.test_scanning import NVD_OPENSSL
+
+    def severity() -> str | None:
+        with transaction(session_factory) as session:
+            row = session.get(Vulnerability, "CVE-2023-0286")
+            assert row is not None
+            return row.severity
+
+    ubuntu = osv_record(
+        "UBUNTU-CVE-2023-0286", ecosystem="Ubuntu:22.04:LTS", name="openssl",
+        aliases=["CVE-2023-0286"], events=[{"introduced": "0"}, {"fixed": "3.0.2-0ubuntu1.8"}],
+    ) | {"severity": [{"type": "Ubuntu", "score": "low"}]}  # fmt: skip
+    path = write_json(tmp_path / "ubuntu.json", ubuntu)
+    assert feeds.import_feed(session_factory, path, None, "test").created == 1
+    assert severity() == "low"
+    tracker = {
+        "openssl": {
+            "CVE-2023-0286": {
+                "releases": {
+                    "bookworm": {
+                        "status": "resolved",
+                        "fixed_version": "3.0.8-1",
+                        "urgency": "medium",
+                    }
+                }
+            }
+        }
+    }
+    feeds.import_feed(session_factory, write_json(tmp_path / "tracker.json", tracker), None, "t")
+    assert severity() == "medium"
+    again = feeds.import_feed(session_factory, path, None, "test")  # lower, and unchanged
+    assert (again.unchanged, severity()) == (1, "medium")
+    feeds.import_feed(session_factory, write_json(tmp_path / "nvd.json", NVD_OPENSSL), None, "t")
+    assert severity() == "high"  # NVD's CVSS 3.1 score 7.4, now the source of it
+    with transaction(session_factory) as session:
+        row = session.get(Vulnerability, "CVE-2023-0286")
+        assert row is not None and row.cvss_score == 7.4

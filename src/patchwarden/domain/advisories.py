@@ -151,6 +151,9 @@ class Advisory:
     severity: tuple[CvssMetric, ...] = ()
     affected: tuple[AffectedPackage, ...] = ()
     references: tuple[str, ...] = ()
+    # The distribution's own rating ("medium": Ubuntu's priority, Debian's
+    # urgency): a vulnerability's severity until a CVSS score is known.
+    rating: str | None = None
 
     @property
     def vulnerability_ids(self) -> tuple[str, ...]:

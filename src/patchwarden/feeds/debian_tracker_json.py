@@ -28,6 +28,7 @@ package by package, never loaded whole.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final
 
 from patchwarden.domain.advisories import (
@@ -46,6 +47,7 @@ from patchwarden.feeds.base import (
     text_or_none,
     version_error,
 )
+from patchwarden.prioritize.severity import SeverityLevel, most_severe, normalise_severity
 
 NAME: Final = "debian-tracker-json"
 UNNUMBERED: Final = frozenset({"sid", "experimental"})
@@ -103,12 +105,14 @@ def _pair(c: Collector, package: str, vulnerability: str, raw: object) -> None:
         c.reject(where, "expected an object with a 'releases' object")
         return
     affected: list[AffectedPackage] = []
+    accepted: list[object] = []  # the states of the releases read, for the rating
     for release, state in raw.get("releases", {}).items():
         try:
             entry = _release(package, release, state)
         except ValueError as exc:
             c.reject(f"{where} releases.{release}", str(exc))
             continue
+        accepted.append(state)
         if isinstance(entry, AffectedPackage):
             affected.append(entry)
         elif entry == "unnumbered":
@@ -124,8 +128,20 @@ def _pair(c: Collector, package: str, vulnerability: str, raw: object) -> None:
             aliases=(vulnerability,),
             title=text_or_none(raw.get("description")),
             affected=tuple(sorted(affected, key=lambda a: a.platform)),
+            rating=_rating(accepted),
         )
     )
+
+
+def _rating(states: Iterable[object]) -> SeverityLevel | None:
+    """The most severe urgency the tracker gives the flaw in any release ("low",
+    "medium", "high", "unimportant"; "not yet assigned" is none)."""
+    levels = (
+        normalise_severity(state.get("urgency", "").removesuffix("**").strip())
+        for state in states
+        if isinstance(state, dict) and isinstance(state.get("urgency"), str)
+    )
+    return most_severe(level for level in levels if level is not None)
 
 
 def _release(package: str, release: str, state: object) -> AffectedPackage | str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from patchwarden.domain.advisories import (
     Advisory,
@@ -53,6 +53,7 @@ from patchwarden.feeds.base import (
     text_or_none,
     version_error,
 )
+from patchwarden.prioritize.severity import SeverityLevel, most_severe, normalise_severity
 
 NAME: Final = "osv"
 EVENT_KINDS: Final[tuple[RangeEventKind, ...]] = ("introduced", "fixed", "last_affected", "limit")
@@ -276,6 +277,7 @@ class _Parser:
             severity=tuple(severity),
             affected=tuple(affected),
             references=references,
+            rating=_rating(raw, raw_affected),
         )
 
     def _affected(
@@ -362,6 +364,8 @@ class _Parser:
         for index, item in enumerate(raw):
             kind = item.get("type") if isinstance(item, dict) else None
             vector = item.get("score") if isinstance(item, dict) else None
+            if kind == "Ubuntu" and isinstance(vector, str):
+                continue  # a rating, not a vector: see _rating
             if kind not in _CVSS_TYPES:
                 self.c.tally(
                     f"{{n}} severity ratings of type {_escape(str(kind))} skipped "
@@ -382,6 +386,20 @@ class _Parser:
             version = _CVSS_TYPES[str(kind)] or vector[5:8]  # "CVSS:3.1/..." -> "3.1"
             metrics.append(CvssMetric(version, vector, cvss_base_score(vector)))
         return metrics
+
+
+def _rating(raw: dict[str, Any], affected: list[Any]) -> SeverityLevel | None:
+    """The most severe distribution rating of a record: OSV's "Ubuntu" severity
+    type (Ubuntu's priority), on the record or on an affected entry."""
+    levels: list[SeverityLevel] = []
+    for holder in (raw, *affected):
+        ratings = holder.get("severity") if isinstance(holder, dict) else None
+        for item in ratings if isinstance(ratings, list) else []:
+            if isinstance(item, dict) and item.get("type") == "Ubuntu":
+                level = normalise_severity(str(item.get("score")))
+                if level is not None:
+                    levels.append(level)
+    return most_severe(levels)
 
 
 def _is_object(line: bytes) -> bool:

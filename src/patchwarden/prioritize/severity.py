@@ -10,6 +10,7 @@ mapped onto five lower-case levels. The CVSS bands are the ones of
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Final, Literal
 
 from patchwarden.cvss import CvssVersion, severity_for
@@ -45,6 +46,11 @@ def normalise_severity(text: str | None) -> SeverityLevel | None:
     if text is None:
         return None
     return SEVERITY_ALIASES.get(text.strip().lower())
+
+
+def most_severe(levels: Iterable[SeverityLevel]) -> SeverityLevel | None:
+    """The most severe of some levels; None when there are none."""
+    return min(levels, key=SEVERITY_LEVELS.index, default=None)
 
 
 def severity_from_cvss(

@@ -37,6 +37,7 @@ from patchwarden.domain.advisories import (
     VulnerabilityRecord,
 )
 from patchwarden.errors import InvalidInput, PatchwardenError
+from patchwarden.prioritize.severity import most_severe, normalise_severity
 from patchwarden.services import audit, findings
 from patchwarden.storage.db import transaction
 from patchwarden.storage.tables import Advisory as AdvisoryRow
@@ -240,7 +241,10 @@ def _store_record(
 
 
 def _content_hash(value: Any) -> str:
-    body = json.dumps(dataclasses.asdict(value), sort_keys=True, default=str)
+    fields = dataclasses.asdict(value)
+    if fields.get("rating", "") is None:
+        del fields["rating"]  # records without one hash as they did before it existed
+    body = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -359,6 +363,11 @@ def _store_advisory(
             vulnerability.cvss_version, vulnerability.cvss_vector = version, vector
             vulnerability.cvss_score, vulnerability.severity = score, severity
             vulnerability.cvss_source = advisory.id
+        elif vulnerability.cvss_score is None and advisory.rating is not None:
+            # No CVSS score yet: the distributions' ratings stand in, the most
+            # severe of them (a score, when one comes, replaces it).
+            ratings = (normalise_severity(r) for r in (advisory.rating, vulnerability.severity))
+            vulnerability.severity = most_severe(r for r in ratings if r is not None)
         vulnerability.provenance = {
             **vulnerability.provenance,
             advisory.source: {
