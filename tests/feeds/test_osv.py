@@ -146,10 +146,10 @@ def test_ubuntu_ratings_the_most_severe_of_record_and_entries(parse_text: Parse)
         affected=[entry | {"severity": [{"type": "Ubuntu", "score": "medium"}]}],
         severity=[{"type": "Ubuntu", "score": "negligible"}, {"type": "Ubuntu", "score": "?"}],
     )
-    (parsed,) = parse_text("osv", rated, name="u.json").records
+    (parsed,) = advisories(parse_text("osv", rated, name="u.json"))
     assert parsed.rating == "medium"
     unrated = record(id="UBUNTU-CVE-2024-4444", affected=[entry])
-    assert parse_text("osv", unrated, name="v.json").records[0].rating is None
+    assert advisories(parse_text("osv", unrated, name="v.json"))[0].rating is None
 
 
 def test_unknown_ecosystem_entry_is_rejected_alone(parse_text: Parse) -> None:
