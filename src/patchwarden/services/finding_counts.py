@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ CHUNK = 500
 _KEY_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+@lru_cache(maxsize=65_536)  # an asset's findings share a few due dates; each one formatted once
 def due_key(due: datetime) -> str:
     return due.astimezone(UTC).strftime(_KEY_FORMAT)
 
