@@ -387,6 +387,18 @@ def open_statuses(factory: sessionmaker[Session], asset_id: int) -> dict[str, st
         return {f.vulnerability_id: f.status for f in rows}
 
 
+def accept_policykit(session: Session, policykit: int) -> dict[str, Any]:
+    """A 30-day exception for the policykit-1 patch."""
+    return exceptions.add(
+        session,
+        "user:alice",
+        "patch",
+        policykit,
+        "pkexec is removed by our hardening role",
+        datetime.now(UTC) + timedelta(days=30),
+    )
+
+
 def test_exceptions_leave_the_figures_and_reopen_when_expired(
     session_factory: sessionmaker[Session], fleet: tuple[int, int]
 ) -> None:
@@ -394,14 +406,7 @@ def test_exceptions_leave_the_figures_and_reopen_when_expired(
     policykit = patch_id(session_factory, "policykit-1")
     with transaction(session_factory) as session:
         before = exceptions.compliance(session)
-        accepted = exceptions.add(
-            session,
-            "user:alice",
-            "patch",
-            policykit,
-            "pkexec is removed by our hardening role",
-            datetime.now(UTC) + timedelta(days=30),
-        )
+        accepted = accept_policykit(session, policykit)
         after = exceptions.compliance(session)
     assert open_statuses(session_factory, web)["CVE-2021-4034"] == "excepted"
     assert after["excepted_findings"] == before["excepted_findings"] + 1
@@ -424,14 +429,7 @@ def test_an_asset_that_comes_to_need_an_excepted_patch_is_covered_in_one_round(
     _, db = fleet
     policykit = patch_id(session_factory, "policykit-1")
     with transaction(session_factory) as session:
-        exceptions.add(
-            session,
-            "user:alice",
-            "patch",
-            policykit,
-            "pkexec is removed by our hardening role",
-            datetime.now(UTC) + timedelta(days=30),
-        )
+        accept_policykit(session, policykit)
     held = [libssl("1.1.1n-0+deb11u4"), deb("bash", "5.1-2+deb11u2")]
     set_inventory(session_factory, db, [*held, deb("policykit-1", "0.105-31")])
     run_upkeep(session_factory)  # its findings first, then its patches: one round

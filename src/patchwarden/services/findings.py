@@ -973,7 +973,8 @@ def mark_all_for_new_weights(session: Session) -> None:
 
 
 def mark_all_for_rescore(session: Session) -> None:
-    """Re-score every asset's findings (risk weights or an SLA policy changed)."""
+    """Re-score every asset's findings (an SLA policy changed, or a feed touched
+    most vulnerabilities' scores; risk weights: mark_all_for_new_weights)."""
     session.execute(
         update(Asset).values(scores_dirty=True).execution_options(synchronize_session=False)
     )
