@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from patchwarden.domain.advisories import canonical_vulnerability_id
+from patchwarden.domain.advisories import canonical_vulnerability_id, platform_of_os
 
 
 @pytest.mark.parametrize(
@@ -20,3 +20,16 @@ from patchwarden.domain.advisories import canonical_vulnerability_id
 )
 def test_canonical_vulnerability_id(typed: str, canonical: str) -> None:
     assert canonical_vulnerability_id(typed) == canonical
+
+
+@pytest.mark.parametrize(
+    ("version_id", "platform"),
+    [
+        ("12", "debian:12"),
+        ("12.5", "debian:12"),
+        ("bookworm", "debian:12"),
+        ("Bullseye", "debian:11"),
+    ],
+)
+def test_a_debian_release_by_number_or_codename(version_id: str, platform: str) -> None:
+    assert platform_of_os("debian", version_id) == platform

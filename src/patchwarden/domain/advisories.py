@@ -78,6 +78,8 @@ def platform_of_os(os_id: str | None, version_id: str | None) -> str | None:
     if not os_id or not version_id:
         return None
     os_id = os_id.lower()
+    if os_id == "debian":  # a codename names its release: bookworm is 12
+        version_id = DEBIAN_CODENAMES.get(version_id.lower(), version_id)
     parts = version_id.split(".")
     if os_id == "debian":  # "12" from "12.5"; releases before 4 were "3.0", "3.1"
         return f"debian:{parts[0]}" if parts[0] != "3" else f"debian:{'.'.join(parts[:2])}"

@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from patchwarden.domain.advisories import DEBIAN_CODENAMES, platform_of_os
+from patchwarden.domain.advisories import platform_of_os
 from patchwarden.domain.inventory import InstalledPackage
 from patchwarden.errors import InvalidInput
 from patchwarden.matching.engine import match_packages, platform_of_package
@@ -61,9 +61,7 @@ def _packages(
     platform = None
     if distro is not None:
         os_id, _, release = distro.partition(":")
-        if os_id.lower() == "debian":  # debian:bookworm as well as debian:12
-            release = DEBIAN_CODENAMES.get(release.lower(), release)
-        platform = platform_of_os(os_id, release)
+        platform = platform_of_os(os_id, release)  # debian:bookworm as well as debian:12
         if platform is None:
             raise InvalidInput(
                 f"unknown --distro {distro!r}: use ID:RELEASE, "
