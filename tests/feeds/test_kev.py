@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -76,8 +76,11 @@ def test_entry_fields(parse_text: Parse) -> None:
             known_ransomware=True,
             required_action="Apply updates.",
             notes="https://example.org",
+            catalogue_released=datetime(2025, 1, 2, 10, tzinfo=UTC),
         ),
     )
+    assert isinstance(parsed, KevCatalogue)
+    assert parsed.released == datetime(2025, 1, 2, 10, tzinfo=UTC)
 
 
 def test_broken_entries_are_rejected_alone(parse_text: Parse) -> None:

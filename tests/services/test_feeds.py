@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,13 @@ KEV_LOG4SHELL: dict[str, Any] = {
 }
 
 
-def kev_catalogue(*entries: dict[str, Any]) -> dict[str, Any]:
+def kev_catalogue(
+    *entries: dict[str, Any], released: str = "2025-08-25T17:04:19.9796Z"
+) -> dict[str, Any]:
     return {
         "title": "CISA Catalog of Known Exploited Vulnerabilities",
-        "catalogVersion": "2025.08.25",
-        "dateReleased": "2025-08-25T17:04:19.9796Z",
+        "catalogVersion": released[:10].replace("-", "."),
+        "dateReleased": released,
         "count": len(entries),
         "vulnerabilities": list(entries),
     }
@@ -959,6 +961,108 @@ def test_an_entry_rejected_alone_stays_listed(
     summary = feeds.import_feed(session_factory, kev, None, "test")
     assert outcome(summary) == (0, 0, 1, 0, 1)
     assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
+
+
+def kev_row(factory: sessionmaker[Session], cve: str) -> tuple[Any, ...]:
+    with transaction(factory) as session:
+        row = session.get(KevEntryRow, cve)
+        assert row is not None
+        return (row.known_ransomware, row.due_date, row.catalogue_released)
+
+
+EARLIER = "2025-08-01T12:00:00.000Z"
+LATER = "2025-09-01T12:00:00.000Z"
+
+
+def test_an_older_catalogue_imported_late_neither_unlists_nor_rolls_back(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # The later catalogue added PwnKit and knows log4shell's ransomware use.
+    earlier = kev_catalogue(
+        KEV_LOG4SHELL | {"knownRansomwareCampaignUse": "Unknown"}, released=EARLIER
+    )
+    later = kev_catalogue(KEV_PWNKIT, KEV_LOG4SHELL, released=LATER)
+    feeds.import_feed(session_factory, write_json(tmp_path / "later.json", later), None, "test")
+    summary = feeds.import_feed(
+        session_factory, write_json(tmp_path / "earlier.json", earlier), None, "test"
+    )
+    assert outcome(summary) == (0, 0, 1, 0, 0)
+    assert (
+        "1 KEV entries of this catalogue were not taken: a later catalogue lists them otherwise "
+        "or no longer lists them" in summary.notes
+    )
+    assert (
+        "1 KEV entries missing from this catalogue stay listed: a later catalogue lists them (CVE-2021-4034)"
+        in summary.notes
+    )
+    assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
+    assert kev_row(session_factory, "CVE-2021-44228")[0] is True
+    assert kev_row(session_factory, "CVE-2021-44228")[2] == datetime(2025, 9, 1, 12, tzinfo=UTC)
+    with transaction(session_factory) as session:
+        assert findings.scores_generation(session) == 1  # nothing to re-score
+
+
+def test_a_newer_catalogue_replaces_and_unlists_what_an_older_one_stored(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    earlier = kev_catalogue(
+        KEV_PWNKIT, KEV_LOG4SHELL | {"knownRansomwareCampaignUse": "Unknown"}, released=EARLIER
+    )
+    later = kev_catalogue(KEV_LOG4SHELL, released=LATER)
+    feeds.import_feed(session_factory, write_json(tmp_path / "earlier.json", earlier), None, "test")
+    summary = feeds.import_feed(
+        session_factory, write_json(tmp_path / "later.json", later), None, "test"
+    )
+    assert outcome(summary) == (0, 1, 0, 1, 0)
+    assert kev_listed(session_factory) == {"CVE-2021-44228"}
+    assert kev_row(session_factory, "CVE-2021-44228") == (
+        True,
+        date(2021, 12, 24),
+        datetime(2025, 9, 1, 12, tzinfo=UTC),
+    )
+    # The same catalogue again, and the older one after it: nothing changes.
+    path = write_json(tmp_path / "later.json", later)
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 0, 1, 0, 0)
+    path = write_json(tmp_path / "earlier.json", earlier)
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 0, 2, 0, 0)
+    assert kev_listed(session_factory) == {"CVE-2021-44228"}
+
+
+def test_a_catalogue_confirming_an_entry_moves_its_release_time(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # Otherwise a catalogue released between the two could still roll it back.
+    for name, released in (("a", EARLIER), ("c", LATER)):
+        path = write_json(
+            tmp_path / f"{name}.json", kev_catalogue(KEV_LOG4SHELL, released=released)
+        )
+        feeds.import_feed(session_factory, path, None, "test")
+    middle = kev_catalogue(
+        KEV_LOG4SHELL | {"dueDate": "2021-12-31"}, released="2025-08-15T00:00:00Z"
+    )
+    summary = feeds.import_feed(
+        session_factory, write_json(tmp_path / "b.json", middle), None, "test"
+    )
+    assert outcome(summary) == (0, 0, 1, 0, 0)
+    assert kev_row(session_factory, "CVE-2021-44228")[1] == date(2021, 12, 24)
+
+
+@pytest.mark.parametrize("released", [None, "25 August 2025"], ids=["absent", "unreadable"])
+def test_an_undated_catalogue_yields_to_a_dated_one(
+    session_factory: sessionmaker[Session], tmp_path: Path, released: str | None
+) -> None:
+    dated = kev_catalogue(KEV_PWNKIT, KEV_LOG4SHELL, released=LATER)
+    feeds.import_feed(session_factory, write_json(tmp_path / "dated.json", dated), None, "test")
+    undated = kev_catalogue(KEV_LOG4SHELL | {"knownRansomwareCampaignUse": "Unknown"})
+    undated["dateReleased"] = released
+    summary = feeds.import_feed(
+        session_factory, write_json(tmp_path / "undated.json", undated), None, "test"
+    )
+    assert outcome(summary) == (0, 0, 1, 0, 0)
+    assert any("taken as undated" in note for note in summary.notes)
+    assert any("stay listed: this catalogue is undated (CVE-2021-4034)" in n for n in summary.notes)
+    assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
+    assert kev_row(session_factory, "CVE-2021-44228")[0] is True
 
 
 # --- sync: a download counts as current only once it is imported --------------------------

@@ -190,6 +190,9 @@ class KevEntry:
     known_ransomware: bool
     required_action: str = ""
     notes: str = ""
+    # When the catalogue that lists it was released (its dateReleased): an older
+    # catalogue imported later neither rolls the entry back nor un-lists it.
+    catalogue_released: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,15 @@ the entry. A catalogue whose ``count`` disagrees with its entries gets a note.
 
 The catalogue is complete: a CVE it no longer lists is no longer known to be
 exploited. :class:`KevCatalogue` says which CVEs a catalogue lists, when it can
-be trusted to be whole, so the importer can un-list the others.
+be trusted to be whole, so the importer can un-list the others, and when it was
+released (``dateReleased``), so that an older catalogue imported after a newer one
+neither un-lists nor rolls back what the newer one lists.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Final
 
 from patchwarden.domain.advisories import KevEntry, ParsedFeed
@@ -24,6 +27,7 @@ from patchwarden.feeds.base import (
     FeedSource,
     FileRejected,
     parse_date,
+    parse_datetime,
     text_or_none,
 )
 
@@ -42,6 +46,7 @@ class KevCatalogue(ParsedFeed):
     """
 
     listed: frozenset[str] | None = None
+    released: datetime | None = None  # dateReleased; None when absent or unreadable
 
 
 class KevFeed:
@@ -55,6 +60,7 @@ class KevFeed:
     def parse(self, source: FeedSource) -> KevCatalogue:
         c = Collector(NAME, source)
         complete: frozenset[str] | None = None  # stays None if the file is rejected whole
+        released: datetime | None = None
         with c.whole_file(), c.json_document() as reader:
             if reader.first_char() != "{":
                 raise FileRejected("not a KEV catalogue: expected a JSON object")
@@ -80,8 +86,12 @@ class KevFeed:
                 raise FileRejected(f"not a KEV catalogue: no 'vulnerabilities' list (keys: {keys})")
             if entries and not with_cve:
                 raise FileRejected("not a KEV catalogue: no entry has a 'cveID'")
-            version, released = header.get("catalogVersion"), header.get("dateReleased")
-            c.note(f"CISA KEV catalogue {version}, released {released}: {entries} entries")
+            version = header.get("catalogVersion")
+            c.note(
+                f"CISA KEV catalogue {version}, released {header.get('dateReleased')}: "
+                f"{entries} entries"
+            )
+            released = _released(header.get("dateReleased"), c)
             count = header.get("count")
             incomplete = _why_incomplete(entries, unidentified, count)
             if incomplete:
@@ -93,12 +103,29 @@ class KevFeed:
         result = c.result()
         return KevCatalogue(
             source=result.source,
-            records=result.records,
+            records=tuple(
+                replace(r, catalogue_released=released) if isinstance(r, KevEntry) else r
+                for r in result.records
+            ),
             file=result.file,
             rejected=result.rejected,
             notes=result.notes,
             listed=complete,
+            released=released,
         )
+
+
+def _released(value: object, c: Collector) -> datetime | None:
+    """The catalogue's release time. Without one it is undated: it un-lists and
+    replaces only entries that are undated too (its place in time is unknown)."""
+    try:
+        released = parse_datetime(value, "dateReleased")
+    except ValueError as exc:
+        c.note(f"{exc}: the catalogue is taken as undated")
+        return None
+    if released is None:
+        c.note("the catalogue has no dateReleased: it is taken as undated")
+    return released
 
 
 def _why_incomplete(entries: int, unidentified: int, count: object) -> str | None:

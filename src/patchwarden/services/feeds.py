@@ -22,7 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -77,6 +77,8 @@ class ImportSummary:
     # Vulnerabilities whose scores changed (NVD, KEV, EPSS): their findings need re-scoring.
     rescored: set[str] = field(default_factory=set)
     advisories_changed: bool = False  # what matching reads: processes rebuild their index
+    # KEV entries counted unchanged because a later catalogue stored them.
+    kept_later: int = 0
 
     @property
     def changed(self) -> bool:
@@ -143,9 +145,14 @@ def import_feed(
             if pending:
                 _store_batch(factory, pending, summary, progress)
                 pending.clear()
-            _unlist_kev(factory, parsed.listed, summary)
+            _unlist_kev(factory, parsed.listed, parsed.released, summary)
     if pending:
         _store_batch(factory, pending, summary, progress)
+    if summary.kept_later:
+        summary.notes.append(
+            f"{summary.kept_later} KEV entries of this catalogue were not taken: a later "
+            "catalogue lists them otherwise or no longer lists them"
+        )
     summary.seconds = time.perf_counter() - started
     with transaction(factory) as session:
         if summary.advisories_changed:
@@ -206,6 +213,9 @@ def _store_batch(
             try:
                 outcome = _store_record(session, record, file, now, summary.touched)
                 savepoint.commit()
+                if outcome == "kept_later":
+                    summary.kept_later += 1
+                    outcome = "unchanged"
                 if outcome != "unchanged":
                     if isinstance(record, KevEntry | VulnerabilityRecord):
                         summary.rescored.add(_record_id(record))
@@ -434,8 +444,21 @@ def _store_kev(session: Session, entry: KevEntry, file: str, now: datetime) -> s
     }
     row = session.get(KevEntryRow, entry.cve_id)
     if row is None:
-        session.add(KevEntryRow(cve_id=entry.cve_id, source_file=file, imported_at=now, **values))
+        if not _kev_replaces(entry.catalogue_released, _latest_kev_catalogue(session)):
+            return "kept_later"  # a later catalogue no longer lists it: not listed again
+        session.add(
+            KevEntryRow(
+                cve_id=entry.cve_id,
+                catalogue_released=entry.catalogue_released,
+                source_file=file,
+                imported_at=now,
+                **values,
+            )
+        )
         return "created"
+    if not _kev_replaces(entry.catalogue_released, row.catalogue_released):
+        return "kept_later"  # an older (or undated) catalogue: the stored entry stands
+    row.catalogue_released = entry.catalogue_released  # confirmed by this catalogue
     if all(getattr(row, k) == v for k, v in values.items()):
         return "unchanged"
     for key, value in values.items():
@@ -444,15 +467,38 @@ def _store_kev(session: Session, entry: KevEntry, file: str, now: datetime) -> s
     return "updated"
 
 
+def _latest_kev_catalogue(session: Session) -> datetime | None:
+    """The release time of the latest catalogue stored, once per transaction
+    (an import only ever raises it to its own catalogue's, deciding the same)."""
+    if "latest_kev_catalogue" not in session.info:
+        session.info["latest_kev_catalogue"] = session.execute(
+            select(func.max(KevEntryRow.catalogue_released))
+        ).scalar_one()
+    latest: datetime | None = session.info["latest_kev_catalogue"]
+    return latest
+
+
+def _kev_replaces(released: datetime | None, stored: datetime | None) -> bool:
+    """Whether a catalogue released at `released` speaks for an entry last stored
+    from one released at `stored` (None: undated). An undated entry yields to
+    any catalogue; a dated one only to a catalogue of the same time or later."""
+    return stored is None or (released is not None and released >= stored)
+
+
 def _unlist_kev(
-    factory: sessionmaker[Session], listed: frozenset[str], summary: ImportSummary
+    factory: sessionmaker[Session],
+    listed: frozenset[str],
+    released: datetime | None,
+    summary: ImportSummary,
 ) -> None:
     """Remove the KEV entries a complete catalogue no longer lists: the schema
     stores "listed" as the row itself. Each counts as withdrawn and its
-    findings are re-scored (no longer KEV: lower risk, the usual due date)."""
+    findings are re-scored (no longer KEV: lower risk, the usual due date).
+    Entries stored from a later catalogue stay: this one cannot know them."""
     with transaction(factory) as session:
-        stored = set(session.execute(select(KevEntryRow.cve_id)).scalars())
-        dropped = sorted(stored - listed)
+        stored = session.execute(select(KevEntryRow.cve_id, KevEntryRow.catalogue_released)).all()
+        missing = [(cve, at) for cve, at in stored if cve not in listed]
+        dropped = sorted(cve for cve, at in missing if _kev_replaces(released, at))
         for start in range(0, len(dropped), BATCH):
             session.execute(
                 delete(KevEntryRow).where(KevEntryRow.cve_id.in_(dropped[start : start + BATCH]))
@@ -460,10 +506,20 @@ def _unlist_kev(
     if dropped:
         summary.withdrawn += len(dropped)
         summary.rescored.update(dropped)
-        shown = ", ".join(dropped[:10]) + (" …" if len(dropped) > 10 else "")
         summary.notes.append(
-            f"{len(dropped)} KEV entries no longer in the catalogue were un-listed: {shown}"
+            f"{len(dropped)} KEV entries no longer in the catalogue were un-listed: "
+            f"{_first_ten(dropped)}"
         )
+    if kept := sorted({cve for cve, _ in missing} - set(dropped)):
+        why = "a later catalogue lists them" if released else "this catalogue is undated"
+        summary.notes.append(
+            f"{len(kept)} KEV entries missing from this catalogue stay listed: {why} "
+            f"({_first_ten(kept)})"
+        )
+
+
+def _first_ten(ids: Sequence[str]) -> str:
+    return ", ".join(ids[:10]) + (" …" if len(ids) > 10 else "")
 
 
 def _store_epss(

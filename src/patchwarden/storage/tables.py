@@ -412,6 +412,9 @@ class KevEntryRow(Base):
     known_ransomware: Mapped[bool] = mapped_column(Boolean, default=False)
     required_action: Mapped[str] = mapped_column(Text, default="")
     notes: Mapped[str] = mapped_column(Text, default="")
+    # The dateReleased of the catalogue it was last stored or confirmed from
+    # (None: undated, as every entry stored before 0010 is).
+    catalogue_released: Mapped[datetime | None]
     source_file: Mapped[str] = mapped_column(Text)
     imported_at: Mapped[datetime]
 
