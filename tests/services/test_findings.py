@@ -355,6 +355,7 @@ def test_upgrade_fixes_and_downgrade_reopens(
     fixed = after[("libssl1.1", "CVE-2023-0286")]
     assert fixed.status == "fixed"
     assert fixed.fixed_at is not None and fixed.fixed_at >= fixed.first_seen_at
+    assert fixed.fixed_reason == "upgraded"
     still = after[("libssl1.1", "CVE-2022-2068")]
     assert (still.status, still.installed_version) == ("open", "1.1.1n-0+deb11u4")
     assert (still.fixed_version, still.advisory_ids) == ("1.1.1n-0+deb11u5", ["DSA-9002-1"])
@@ -365,7 +366,7 @@ def test_upgrade_fixes_and_downgrade_reopens(
     result = findings.recompute_dirty(session_factory)
     assert (result.opened, result.fixed, result.reopened) == (0, 0, 5)
     reopened = all_findings(session_factory, debian_asset)[("libssl1.1", "CVE-2023-0286")]
-    assert (reopened.status, reopened.fixed_at) == ("open", None)
+    assert (reopened.status, reopened.fixed_at, reopened.fixed_reason) == ("open", None, None)
     assert reopened.id == before[("libssl1.1", "CVE-2023-0286")].id
     assert reopened.first_seen_at == before[("libssl1.1", "CVE-2023-0286")].first_seen_at
     assert reopened.installed_version == "1.1.1n-0+deb11u1"
@@ -377,6 +378,25 @@ def test_upgrade_fixes_and_downgrade_reopens(
     assert {k for k, s in statuses(session_factory, debian_asset).items() if s == "open"} == {
         ("sudo", "CVE-2023-99001")
     }
+    last = all_findings(session_factory, debian_asset)
+    assert last[("policykit-1", "CVE-2021-4034")].fixed_reason == "removed"
+    assert last[("libssl1.1", "CVE-2022-2068")].fixed_reason == "upgraded"
+
+
+@pytest.mark.parametrize(
+    ("installed", "reason"),
+    [
+        ({"1.1.1n-0+deb11u5"}, "upgraded"),
+        ({"1.1.1k-1+deb11u2"}, "downgraded"),
+        ({"1.1.1n-0+deb11u1"}, "advisory"),
+        ({"1.1.1n-0+deb11u1", "1.1.1n-0+deb11u5"}, "advisory"),  # the same build still there
+        ({"1.1.1k-1", "1.1.1n-0+deb11u5"}, "upgraded"),  # any newer one
+        (set(), "removed"),
+    ],
+)
+def test_fixed_reason_tells_what_changed_on_the_host(installed: set[str], reason: str) -> None:
+    assert findings.fixed_reason("debian:11", "1.1.1n-0+deb11u1", installed) == reason
+    assert set(findings.FIXED_REASONS) >= {reason}
 
 
 def test_ubuntu_advisories_apply_to_their_own_release_only(
@@ -525,6 +545,8 @@ def test_withdrawn_advisory_fixes_its_findings(
     assert result.fixed == 1
     (finding,) = all_findings(session_factory, asset_id).values()
     assert finding.status == "fixed" and finding.fixed_at is not None
+    # Nothing changed on the host: not a fix to count towards time-to-patch.
+    assert finding.fixed_reason == "advisory"
 
 
 def test_list_findings_filters_and_orders_by_risk(

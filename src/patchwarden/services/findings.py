@@ -316,6 +316,27 @@ def lowest_version(platform: str, installed: set[str]) -> str:
         return min(installed)
 
 
+# Why a finding was fixed: the host changed the package (a new or an older version,
+# or removed it), or its advisories stopped naming the version it still has
+# (withdrawn or corrected): that last one fixed nothing on the host.
+FIXED_REASONS = ("upgraded", "downgraded", "removed", "advisory")
+
+
+def fixed_reason(platform: str, was: str, installed: set[str]) -> str:
+    """Why a finding of a package at version `was` went away, given the versions of
+    that package (same name and arch) the asset has now."""
+    if not installed:
+        return "removed"
+    if was in installed:
+        return "advisory"
+    try:
+        before = _sort_key(platform, was)
+        newer = any(before < _sort_key(platform, version) for version in installed)
+    except versions.InvalidVersion:
+        return "upgraded"
+    return "upgraded" if newer else "downgraded"
+
+
 # The driver's own cursor, not SQLAlchemy's rows: an asset has thousands of
 # packages and a fleet's first match reads millions (SQLAlchemy's row objects
 # cost as much as the query). The text is a constant; only the id is a parameter.
@@ -459,7 +480,7 @@ _STORED_FINDINGS = (
     " first_seen_at, installed_version, source_name, CAST(advisory_ids AS TEXT),"
     " fixed_version, platform, risk_score, due_at FROM findings WHERE asset_id = {mark}"
 )
-_ID, _STATUS, _FIRST_SEEN = 0, 5, 6
+_ID, _STATUS, _FIRST_SEEN, _INSTALLED, _PLATFORM = 0, 5, 6, 7, 11
 # The columns recomputation owns, in the order they end a stored row (people own
 # status changes to excepted / false positive).
 _COMPUTED = (
@@ -842,17 +863,27 @@ class _AssetPass:
             if "due_at" in change:
                 change["due_at"] = due
             if status == "fixed":
-                change |= {"status": "open", "fixed_at": None}
+                change |= {"status": "open", "fixed_at": None, "fixed_reason": None}
                 result.reopened += 1
             if change:
                 updates.append({"id": old[_ID], **change})
                 result.updated += 1
+        installed: dict[tuple[str, str, str], set[str]] | None = None
         for key, old in existing.items():
             if key in grouped:
                 continue
             tally.add("fixed", None)
             if old[_STATUS] in OPEN_STATES:
-                updates.append({"id": old[_ID], "status": "fixed", "fixed_at": now})
+                if installed is None:  # only when something went away
+                    installed = {}
+                    for p in packages:
+                        installed.setdefault((p.ecosystem, p.name, p.arch), set()).add(p.version)
+                reason = fixed_reason(
+                    old[_PLATFORM], old[_INSTALLED], installed.get(key[:3], set())
+                )
+                updates.append(
+                    {"id": old[_ID], "status": "fixed", "fixed_at": now, "fixed_reason": reason}
+                )
                 result.fixed += 1
         result.opened = len(inserts)
         writer.write(inserts)
@@ -1336,6 +1367,7 @@ def finding_view(
         "status": finding.status,
         "first_seen_at": finding.first_seen_at,
         "fixed_at": finding.fixed_at,
+        "fixed_reason": finding.fixed_reason,
         "risk": finding.risk_score,
         "risk_components": [c.as_dict() for c in risk.components],
         "due_at": finding.due_at,

@@ -503,6 +503,9 @@ class Finding(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     first_seen_at: Mapped[datetime]
     fixed_at: Mapped[datetime | None]
+    # Why a fixed finding went away (FIXED_REASONS): a new version or the package's
+    # removal fixed it on the host, or its advisory stopped naming the version.
+    fixed_reason: Mapped[str | None] = mapped_column(String(16))
     risk_score: Mapped[float] = mapped_column(default=0.0)
     due_at: Mapped[datetime | None]
 

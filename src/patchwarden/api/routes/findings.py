@@ -43,6 +43,8 @@ class FindingOut(BaseModel):
     status: str
     first_seen_at: datetime
     fixed_at: datetime | None
+    # upgraded, downgraded, removed, or advisory (it no longer names the version)
+    fixed_reason: str | None
     risk: float
     risk_components: list[dict[str, Any]]
     due_at: datetime | None
