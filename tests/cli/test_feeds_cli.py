@@ -89,6 +89,28 @@ def test_some_records_stored_exits_0_and_lists_each_rejection(tmp_path: Path) ->
     assert rows(EpssScoreRow) == 1
 
 
+def test_a_part_left_out_of_a_stored_record_is_not_a_rejected_record(tmp_path: Path) -> None:
+    from tests.services.test_feeds import osv_record
+
+    record = osv_record()
+    bad = {"package": {"ecosystem": "PyPI", "name": "demo-lib"}, "ranges": [{"type": "SEMVER"}]}
+    record["affected"].append(bad)
+    path = write(tmp_path, "PYSEC-2099-1.json", json.dumps(record))
+    result = runner.invoke(feeds_app, ["import", path])
+    assert result.exit_code == 0, result.output
+    assert (
+        "created 1, updated 0, unchanged 0, withdrawn 0, rejected 0 "
+        "(and 1 parts of stored records)" in stderr_text(result.stdout)
+    )
+    assert f"left out of a stored record {path} PYSEC-2099-1 affected[1]" in stderr_text(
+        result.stderr
+    )
+    listed = runner.invoke(feeds_app, ["imports", "--format", "json"])
+    (run,) = json.loads(listed.stdout)
+    assert (run["created"], run["rejected"], run["parts_rejected"]) == (1, 0, 1)
+    assert [r.get("part") for r in run["rejections"]] == [True]
+
+
 def test_a_file_already_imported_exits_0(tmp_path: Path) -> None:
     path = write(tmp_path, "kev.json", KEV_JSON)
     assert runner.invoke(feeds_app, ["import", path]).exit_code == 0

@@ -39,18 +39,24 @@ def _print_summary(summary: feeds.ImportSummary) -> None:
     console.print(
         f"[bold]{summary.path}[/bold]: {summary.files} file(s) in {summary.seconds:.1f} s — "
         f"created {summary.created}, updated {summary.updated}, unchanged {summary.unchanged}, "
-        f"withdrawn {summary.withdrawn}, rejected {summary.rejected}",
+        f"withdrawn {summary.withdrawn}, rejected {summary.rejected}"
+        + (
+            f" (and {summary.parts_rejected} parts of stored records)"
+            if summary.parts_rejected
+            else ""
+        ),
         highlight=False,
     )
     for note in summary.notes[:10]:
         console.print(f"  note: {note}", highlight=False, markup=False)
     for rejected in summary.rejections[:20]:
+        what = "left out of a stored record" if rejected.part else "rejected"
         err_console.print(
-            f"  rejected {rejected.where}: {rejected.reason}", highlight=False, markup=False
+            f"  {what} {rejected.where}: {rejected.reason}", highlight=False, markup=False
         )
-    if summary.rejected > 20:
+    if len(summary.rejections) > 20:
         err_console.print(
-            f"  … {summary.rejected - 20} more (patchwarden feeds imports --format json)"
+            f"  … {len(summary.rejections) - 20} more (patchwarden feeds imports --format json)"
         )
 
 
@@ -137,13 +143,24 @@ def feeds_imports(fmt: FormatOpt = Format.TABLE, limit: int = 20) -> None:
                 "unchanged": i.unchanged,
                 "withdrawn": i.withdrawn,
                 "rejected": i.rejected,
+                "parts_rejected": i.parts_rejected,
                 "rejections": i.rejections,
             }
             for i in feeds.list_imports(session, limit)
         ]
     emit(
         rows,
-        ["id", "started_at", "path", "created", "updated", "unchanged", "withdrawn", "rejected"],
+        [
+            "id",
+            "started_at",
+            "path",
+            "created",
+            "updated",
+            "unchanged",
+            "withdrawn",
+            "rejected",
+            "parts_rejected",
+        ],
         fmt,
     )
 

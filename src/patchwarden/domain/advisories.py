@@ -209,10 +209,14 @@ FeedRecord = Advisory | VulnerabilityRecord | KevEntry | EpssScore
 
 @dataclass(frozen=True)
 class RejectedRecord:
-    """A record a feed could not use, and why. Never a silent drop."""
+    """A record a feed could not use, and why. Never a silent drop.
+
+    ``part``: only a part of a record (an affected entry, a CVSS metric, a line
+    of a DSA) was refused, and the record is stored without it."""
 
     where: str  # "line 17", "DSA-5123-1", "file.json: affected[2]"
     reason: str
+    part: bool = False
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,12 @@ class Collector:
         self.records.append(record)
 
     def reject(self, where: str, reason: str) -> None:
+        """A record is refused whole: nothing of it is stored."""
         self.rejected.append(RejectedRecord(where, reason))
+
+    def reject_part(self, where: str, reason: str) -> None:
+        """A part of a record is refused; the record is stored without it."""
+        self.rejected.append(RejectedRecord(where, reason, part=True))
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -126,15 +126,15 @@ def _metrics(raw: object, c: Collector, where: str) -> tuple[CvssMetric, ...]:
             place = f"{where} metrics.{key}[{index}]"
             data = entry.get("cvssData") if isinstance(entry, dict) else None
             if not isinstance(data, dict) or not isinstance(entry, dict):
-                c.reject(place, "no 'cvssData'")
+                c.reject_part(place, "no 'cvssData'")
                 continue
             vector = data.get("vectorString")
             if not isinstance(vector, str) or not vector.strip():
-                c.reject(place, "no 'vectorString'")
+                c.reject_part(place, "no 'vectorString'")
                 continue
             error = cvss_error(vector)
             if error:
-                c.reject(place, f"invalid CVSS vector {vector!r}: {error}")
+                c.reject_part(place, f"invalid CVSS vector {vector!r}: {error}")
                 continue
             score = data.get("baseScore")
             if (

@@ -67,8 +67,9 @@ class ImportSummary:
     updated: int = 0
     unchanged: int = 0
     withdrawn: int = 0
-    rejected: int = 0
-    rejections: list[RejectedRecord] = field(default_factory=list)
+    rejected: int = 0  # records refused whole: nothing of them is stored
+    parts_rejected: int = 0  # parts refused of records stored without them
+    rejections: list[RejectedRecord] = field(default_factory=list)  # both kinds
     notes: list[str] = field(default_factory=list)
     files: int = 0
     seconds: float = 0.0
@@ -96,7 +97,10 @@ class ImportSummary:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
     def reject(self, record: RejectedRecord) -> None:
-        self.rejected += 1
+        if record.part:
+            self.parts_rejected += 1
+        else:
+            self.rejected += 1
         self.rejections.append(record)
 
 
@@ -173,8 +177,9 @@ def import_feed(
                 unchanged=summary.unchanged,
                 withdrawn=summary.withdrawn,
                 rejected=summary.rejected,
+                parts_rejected=summary.parts_rejected,
                 rejections=[
-                    {"where": r.where, "reason": r.reason}
+                    {"where": r.where, "reason": r.reason} | ({"part": True} if r.part else {})
                     for r in summary.rejections[:MAX_STORED_REJECTIONS]
                 ],
                 notes=summary.notes[:100],
@@ -194,6 +199,7 @@ def import_feed(
                 "unchanged": summary.unchanged,
                 "withdrawn": summary.withdrawn,
                 "rejected": summary.rejected,
+                "parts_rejected": summary.parts_rejected,
             },
         )
     return summary

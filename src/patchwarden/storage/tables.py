@@ -446,8 +446,11 @@ class FeedImport(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     withdrawn: Mapped[int] = mapped_column(Integer, default=0)
-    rejected: Mapped[int] = mapped_column(Integer, default=0)
-    rejections: Mapped[list[Any]] = mapped_column(default=list)  # the first 1,000
+    rejected: Mapped[int] = mapped_column(Integer, default=0)  # records refused whole
+    # Parts refused of records stored without them (an affected entry, a metric).
+    parts_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    # The first 1,000 of both kinds; a part's has "part": true.
+    rejections: Mapped[list[Any]] = mapped_column(default=list)
     notes: Mapped[list[Any]] = mapped_column(default=list)
 
 

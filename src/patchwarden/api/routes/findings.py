@@ -82,8 +82,9 @@ class FeedImportOut(BaseModel):
     updated: int
     unchanged: int
     withdrawn: int
-    rejected: int
-    rejections: list[dict[str, Any]]
+    rejected: int  # records refused whole
+    parts_rejected: int  # parts refused of records stored without them
+    rejections: list[dict[str, Any]]  # both kinds; a part's has "part": true
 
 
 def _findings(
