@@ -1193,3 +1193,26 @@ def test_a_distribution_rating_is_the_severity_until_a_cvss_score_comes(
     with transaction(session_factory) as session:
         row = session.get(Vulnerability, "CVE-2023-0286")
         assert row is not None and row.cvss_score == 7.4
+
+
+def test_every_nvd_metric_is_kept_and_shown_the_preferred_one_scores(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    from tests.feeds.test_nvd import V2, V31, V40, cve, response
+
+    path = write_json(tmp_path / "nvd.json", response(cve()))
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (1, 0, 0, 0, 0)
+    with transaction(session_factory) as session:
+        detail = findings.vulnerability_detail(session, "cve-2021-44228")
+    # Primary before secondary, then by version preference; each scored by our
+    # calculator, not by the baseScore the record gives (10.0 and 9.3 here).
+    assert detail["cvss_metrics"] == [
+        {"version": "3.1", "vector": V31, "score": 9.8, "severity": "critical",
+         "source": "nvd@nist.gov", "primary": True},
+        {"version": "2.0", "vector": V2, "score": 7.5, "severity": "high",
+         "source": "nvd@nist.gov", "primary": True},
+        {"version": "4.0", "vector": V40, "score": 9.3, "severity": "critical",
+         "source": "cna@example.org", "primary": False},
+    ]  # fmt: skip
+    assert (detail["cvss_score"], detail["cvss_vector"]) == (9.8, V31)
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 0, 1, 0, 0)

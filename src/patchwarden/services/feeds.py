@@ -264,9 +264,26 @@ def _content_hash(value: Any) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def _metric_view(metric: CvssMetric) -> dict[str, Any]:
+    version, vector, score, severity = _scored(metric)
+    return {
+        "version": version,
+        "vector": vector,
+        "score": score,
+        "severity": severity,
+        "source": metric.source,
+        "primary": metric.primary,
+    }
+
+
 def _best_metric(metrics: Sequence[CvssMetric]) -> CvssMetric | None:
     """The metric a vulnerability shows: primary before secondary, then by version preference."""
-    ranked = sorted(
+    return next(iter(_ranked_metrics(metrics)), None)
+
+
+def _ranked_metrics(metrics: Sequence[CvssMetric]) -> list[CvssMetric]:
+    """Primary before secondary, then by version preference (stable otherwise)."""
+    return sorted(
         metrics,
         key=lambda m: (
             not m.primary,
@@ -275,7 +292,6 @@ def _best_metric(metrics: Sequence[CvssMetric]) -> CvssMetric | None:
             else len(CVSS_PREFERENCE),
         ),
     )
-    return ranked[0] if ranked else None
 
 
 def _scored(metric: CvssMetric) -> tuple[str, str, float, str]:
@@ -408,6 +424,7 @@ def _store_vulnerability(
         "status": record.status,
         "withdrawn_at": (record.modified or now) if record.status == "Rejected" else None,
         "cwes": list(record.cwes),
+        "cvss_metrics": [_metric_view(m) for m in _ranked_metrics(record.cvss)],
     }
     if scored:
         values |= {

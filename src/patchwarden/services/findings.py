@@ -1404,8 +1404,8 @@ def vulnerability_detail(session: Session, vulnerability_id: str) -> dict[str, A
         .scalars()
         .all()
     )
-    known = session.get(Vulnerability, vulnerability_id) is not None
-    if not advisories and not known and not info.kev and info.epss is None:
+    stored = session.get(Vulnerability, vulnerability_id)
+    if not advisories and stored is None and not info.kev and info.epss is None:
         raise NotFound(f"vulnerability {vulnerability_id} is not in the advisory database")
     affected = session.execute(
         select(func.count(func.distinct(Finding.asset_id))).where(
@@ -1427,4 +1427,6 @@ def vulnerability_detail(session: Session, vulnerability_id: str) -> dict[str, A
             for a in advisories
         ],
         "affected_assets": affected,
+        # Every CVSS metric NVD lists; cvss_score/cvss_vector are the one preferred.
+        "cvss_metrics": stored.cvss_metrics if stored is not None else [],
     }

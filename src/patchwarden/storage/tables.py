@@ -348,6 +348,9 @@ class Vulnerability(Base):
     cvss_score: Mapped[float | None]
     severity: Mapped[str | None] = mapped_column(String(16))
     cvss_source: Mapped[str | None] = mapped_column(String(128))  # nvd, an advisory id …
+    # Every metric NVD lists (primary and secondary, each CVSS version), each
+    # scored by our calculator; the cvss_* columns above hold the one preferred.
+    cvss_metrics: Mapped[list[Any]] = mapped_column(default=list)
     cwes: Mapped[list[Any]] = mapped_column(default=list)
     # Which feed said what: {"nvd": {"file": …, "imported_at": …}, "osv": …}
     provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -69,6 +69,8 @@ class VulnerabilityOut(BaseModel):
     kev_due_date: Any
     advisories: list[dict[str, Any]]
     affected_assets: int
+    # Every CVSS metric NVD lists: version, vector, score, severity, source, primary
+    cvss_metrics: list[dict[str, Any]]
 
 
 class FeedImportOut(BaseModel):
