@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from patchwarden.domain.advisories import RejectedRecord
 from patchwarden.errors import InvalidInput
 from patchwarden.feeds import UnknownFeed
 from patchwarden.services import feeds, findings
@@ -997,8 +998,9 @@ def test_an_older_catalogue_imported_late_neither_unlists_nor_rolls_back(
     )
     assert outcome(summary) == (0, 0, 1, 0, 0)
     assert (
-        "1 KEV entries of this catalogue were not taken: a later catalogue lists them otherwise "
-        "or no longer lists them" in summary.notes
+        "1 KEV entries of this catalogue were not taken: a catalogue released later (or any "
+        "dated one, when this one is undated) stored them otherwise or un-listed them"
+        in summary.notes
     )
     assert (
         "1 KEV entries missing from this catalogue stay listed: a later catalogue lists them (CVE-2021-4034)"
@@ -1035,6 +1037,26 @@ def test_a_newer_catalogue_replaces_and_unlists_what_an_older_one_stored(
     path = write_json(tmp_path / "earlier.json", earlier)
     assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 0, 2, 0, 0)
     assert kev_listed(session_factory) == {"CVE-2021-44228"}
+    # A catalogue later still that lists PwnKit again does list it again.
+    latest = kev_catalogue(KEV_PWNKIT, KEV_LOG4SHELL, released="2025-10-01T00:00:00Z")
+    path = write_json(tmp_path / "latest.json", latest)
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (1, 0, 1, 0, 0)
+    assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
+
+
+def test_an_entry_a_later_catalogue_could_not_store_is_taken_from_an_older_one(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # The later catalogue lists PwnKit, but its entry is rejected: it un-listed
+    # nothing, so the older catalogue's valid entry is stored.
+    later = kev_catalogue(KEV_PWNKIT | {"dueDate": "18/07/2022"}, KEV_LOG4SHELL, released=LATER)
+    earlier = kev_catalogue(KEV_PWNKIT, released=EARLIER)
+    feeds.import_feed(session_factory, write_json(tmp_path / "later.json", later), None, "test")
+    summary = feeds.import_feed(
+        session_factory, write_json(tmp_path / "earlier.json", earlier), None, "test"
+    )
+    assert outcome(summary) == (1, 0, 0, 0, 0)
+    assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
 
 
 def test_a_catalogue_confirming_an_entry_moves_its_release_time(
@@ -1216,3 +1238,15 @@ def test_every_nvd_metric_is_kept_and_shown_the_preferred_one_scores(
     ]  # fmt: skip
     assert (detail["cvss_score"], detail["cvss_vector"]) == (9.8, V31)
     assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 0, 1, 0, 0)
+
+
+def test_parts_of_a_record_that_fails_to_store_are_not_parts_of_a_stored_record() -> None:
+    summary = feeds.ImportSummary(1, "osv.json")
+    summary.reject(RejectedRecord("osv.json PYSEC-1 affected[1]", "bad range", "PYSEC-1"))
+    summary.reject(RejectedRecord("osv.json PYSEC-2 affected[0]", "bad range", "PYSEC-2"))
+    summary.refuse_stored("PYSEC-1", "not stored: name too long")
+    assert (summary.rejected, summary.parts_rejected) == (1, 1)
+    assert [(r.where, r.part) for r in summary.rejections] == [
+        ("osv.json PYSEC-2 affected[0]", True),
+        ("PYSEC-1", False),
+    ]

@@ -392,6 +392,7 @@ def test_upgrade_fixes_and_downgrade_reopens(
         ({"1.1.1n-0+deb11u1", "1.1.1n-0+deb11u5"}, "advisory"),  # the same build still there
         ({"1.1.1k-1", "1.1.1n-0+deb11u5"}, "upgraded"),  # any newer one
         (set(), "removed"),
+        ({"not a version!", "1.1.1k-1"}, "downgraded"),  # what cannot be ordered is skipped
     ],
 )
 def test_fixed_reason_tells_what_changed_on_the_host(installed: set[str], reason: str) -> None:

@@ -211,12 +211,16 @@ FeedRecord = Advisory | VulnerabilityRecord | KevEntry | EpssScore
 class RejectedRecord:
     """A record a feed could not use, and why. Never a silent drop.
 
-    ``part``: only a part of a record (an affected entry, a CVSS metric, a line
-    of a DSA) was refused, and the record is stored without it."""
+    ``part_of``: the id of the record only a part of which (an affected entry, a
+    CVSS metric, a line of a DSA) was refused; the record is stored without it."""
 
     where: str  # "line 17", "DSA-5123-1", "file.json: affected[2]"
     reason: str
-    part: bool = False
+    part_of: str | None = None
+
+    @property
+    def part(self) -> bool:
+        return self.part_of is not None
 
 
 @dataclass(frozen=True)

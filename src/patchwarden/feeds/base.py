@@ -189,9 +189,9 @@ class Collector:
         """A record is refused whole: nothing of it is stored."""
         self.rejected.append(RejectedRecord(where, reason))
 
-    def reject_part(self, where: str, reason: str) -> None:
+    def reject_part(self, record_id: str, where: str, reason: str) -> None:
         """A part of a record is refused; the record is stored without it."""
-        self.rejected.append(RejectedRecord(where, reason, part=True))
+        self.rejected.append(RejectedRecord(where, reason, part_of=record_id))
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -347,7 +347,7 @@ def version_error(scheme: str, version: str) -> str | None:
 def cvss_error(vector: str) -> str | None:
     """Why a CVSS vector cannot be scored, or None."""
     try:
-        cvss.parse(vector)
+        cvss.score(vector)  # parsing alone would pass a vector that cannot be scored
     except cvss.InvalidCvssVector as exc:
         return exc.reason
     return None

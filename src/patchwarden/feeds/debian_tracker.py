@@ -169,14 +169,16 @@ class _Parser:
         if line.startswith("{"):
             match = _CVES.fullmatch(line)
             if match is None:
-                c.reject_part(c.at_line(number, draft.id), f"unterminated id list: {line[:80]!r}")
+                c.reject_part(
+                    draft.id, c.at_line(number, draft.id), f"unterminated id list: {line[:80]!r}"
+                )
                 return
             draft.aliases.extend(match["ids"].split())
         elif line.startswith("["):
             try:
                 entry = _affected(line)
             except ValueError as exc:
-                c.reject_part(c.at_line(number, draft.id), str(exc))
+                c.reject_part(draft.id, c.at_line(number, draft.id), str(exc))
                 return
             if entry is None:
                 c.tally("{n} release lines say <not-affected> (no affected entry)")
@@ -185,7 +187,9 @@ class _Parser:
         elif line.startswith("NOTE:"):
             draft.notes.append(line.removeprefix("NOTE:").strip())
         else:
-            c.reject_part(c.at_line(number, draft.id), f"line not understood: {line[:80]!r}")
+            c.reject_part(
+                draft.id, c.at_line(number, draft.id), f"line not understood: {line[:80]!r}"
+            )
 
 
 def _affected(line: str) -> AffectedPackage | None:

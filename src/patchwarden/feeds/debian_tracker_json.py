@@ -110,7 +110,7 @@ def _pair(c: Collector, package: str, vulnerability: str, raw: object) -> None:
         try:
             entry = _release(package, release, state)
         except ValueError as exc:
-            c.reject_part(f"{where} releases.{release}", str(exc))
+            c.reject_part(identifier, f"{where} releases.{release}", str(exc))
             continue
         accepted.append(state)
         if isinstance(entry, AffectedPackage):

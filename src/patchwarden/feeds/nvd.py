@@ -101,7 +101,7 @@ def _record(cve: dict[str, object], c: Collector, where: str) -> VulnerabilityRe
         published=parse_datetime(cve.get("published"), "published"),
         modified=parse_datetime(cve.get("lastModified"), "lastModified"),
         status=status if isinstance(status, str) else None,
-        cvss=_metrics(cve.get("metrics"), c, where),
+        cvss=_metrics(cve.get("metrics"), c, where, cve_id),
         cwes=_cwes(cve.get("weaknesses")),
     )
 
@@ -114,7 +114,7 @@ def _description(raw: object) -> str | None:
     return text_or_none(english[0]["value"]) if english else None
 
 
-def _metrics(raw: object, c: Collector, where: str) -> tuple[CvssMetric, ...]:
+def _metrics(raw: object, c: Collector, where: str, cve_id: str) -> tuple[CvssMetric, ...]:
     if not isinstance(raw, dict):
         return ()
     metrics: list[CvssMetric] = []
@@ -126,15 +126,15 @@ def _metrics(raw: object, c: Collector, where: str) -> tuple[CvssMetric, ...]:
             place = f"{where} metrics.{key}[{index}]"
             data = entry.get("cvssData") if isinstance(entry, dict) else None
             if not isinstance(data, dict) or not isinstance(entry, dict):
-                c.reject_part(place, "no 'cvssData'")
+                c.reject_part(cve_id, place, "no 'cvssData'")
                 continue
             vector = data.get("vectorString")
             if not isinstance(vector, str) or not vector.strip():
-                c.reject_part(place, "no 'vectorString'")
+                c.reject_part(cve_id, place, "no 'vectorString'")
                 continue
             error = cvss_error(vector)
             if error:
-                c.reject_part(place, f"invalid CVSS vector {vector!r}: {error}")
+                c.reject_part(cve_id, place, f"invalid CVSS vector {vector!r}: {error}")
                 continue
             score = data.get("baseScore")
             if (

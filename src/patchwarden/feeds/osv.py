@@ -262,9 +262,9 @@ class _Parser:
                 )
         else:
             for index, _, reason in refused:
-                self.c.reject_part(where(f"affected[{index}]"), reason)
+                self.c.reject_part(record_id, where(f"affected[{index}]"), reason)
             for place, reason in partial:
-                self.c.reject_part(place, reason)
+                self.c.reject_part(record_id, place, reason)
         return Advisory(
             id=record_id,
             source=NAME,

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +47,7 @@ from patchwarden.storage.tables import (
     EpssScoreRow,
     FeedImport,
     KevEntryRow,
+    KevUnlisted,
     Vulnerability,
     utcnow,
 )
@@ -95,6 +96,15 @@ class ImportSummary:
 
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def refuse_stored(self, record_id: str, reason: str) -> None:
+        """A record failed to store: it is rejected whole, and the parts refused
+        of it at parse time are no longer parts of a stored record."""
+        parts = [r for r in self.rejections if r.part_of == record_id]
+        if parts:
+            self.rejections = [r for r in self.rejections if r.part_of != record_id]
+            self.parts_rejected -= len(parts)
+        self.reject(RejectedRecord(record_id, reason))
 
     def reject(self, record: RejectedRecord) -> None:
         if record.part:
@@ -154,8 +164,9 @@ def import_feed(
         _store_batch(factory, pending, summary, progress)
     if summary.kept_later:
         summary.notes.append(
-            f"{summary.kept_later} KEV entries of this catalogue were not taken: a later "
-            "catalogue lists them otherwise or no longer lists them"
+            f"{summary.kept_later} KEV entries of this catalogue were not taken: a catalogue "
+            "released later (or any dated one, when this one is undated) stored them "
+            "otherwise or un-listed them"
         )
     summary.seconds = time.perf_counter() - started
     with transaction(factory) as session:
@@ -179,7 +190,8 @@ def import_feed(
                 rejected=summary.rejected,
                 parts_rejected=summary.parts_rejected,
                 rejections=[
-                    {"where": r.where, "reason": r.reason} | ({"part": True} if r.part else {})
+                    {"where": r.where, "reason": r.reason}
+                    | ({"part": True, "part_of": r.part_of} if r.part_of else {})
                     for r in summary.rejections[:MAX_STORED_REJECTIONS]
                 ],
                 notes=summary.notes[:100],
@@ -229,7 +241,7 @@ def _store_batch(
                         summary.advisories_changed = True
             except (PatchwardenError, SQLAlchemyError, ValueError) as exc:
                 savepoint.rollback()
-                summary.reject(RejectedRecord(_record_id(record), f"not stored: {exc}"))
+                summary.refuse_stored(_record_id(record), f"not stored: {exc}")
                 continue
             summary.count(outcome)
     if progress:
@@ -467,8 +479,11 @@ def _store_kev(session: Session, entry: KevEntry, file: str, now: datetime) -> s
     }
     row = session.get(KevEntryRow, entry.cve_id)
     if row is None:
-        if not _kev_replaces(entry.catalogue_released, _latest_kev_catalogue(session)):
-            return "kept_later"  # a later catalogue no longer lists it: not listed again
+        dropped = session.get(KevUnlisted, entry.cve_id)
+        if dropped is not None:
+            if not _kev_replaces(entry.catalogue_released, dropped.catalogue_released):
+                return "kept_later"  # a later catalogue no longer lists it
+            session.delete(dropped)
         session.add(
             KevEntryRow(
                 cve_id=entry.cve_id,
@@ -488,17 +503,6 @@ def _store_kev(session: Session, entry: KevEntry, file: str, now: datetime) -> s
         setattr(row, key, value)
     row.source_file, row.imported_at = file, now
     return "updated"
-
-
-def _latest_kev_catalogue(session: Session) -> datetime | None:
-    """The release time of the latest catalogue stored, once per transaction
-    (an import only ever raises it to its own catalogue's, deciding the same)."""
-    if "latest_kev_catalogue" not in session.info:
-        session.info["latest_kev_catalogue"] = session.execute(
-            select(func.max(KevEntryRow.catalogue_released))
-        ).scalar_one()
-    latest: datetime | None = session.info["latest_kev_catalogue"]
-    return latest
 
 
 def _kev_replaces(released: datetime | None, stored: datetime | None) -> bool:
@@ -523,9 +527,13 @@ def _unlist_kev(
         missing = [(cve, at) for cve, at in stored if cve not in listed]
         dropped = sorted(cve for cve, at in missing if _kev_replaces(released, at))
         for start in range(0, len(dropped), BATCH):
-            session.execute(
-                delete(KevEntryRow).where(KevEntryRow.cve_id.in_(dropped[start : start + BATCH]))
-            )
+            chunk = dropped[start : start + BATCH]
+            session.execute(delete(KevEntryRow).where(KevEntryRow.cve_id.in_(chunk)))
+            session.execute(delete(KevUnlisted).where(KevUnlisted.cve_id.in_(chunk)))
+        now = utcnow()
+        session.add_all(
+            KevUnlisted(cve_id=cve, catalogue_released=released, unlisted_at=now) for cve in dropped
+        )
     if dropped:
         summary.withdrawn += len(dropped)
         summary.rescored.update(dropped)

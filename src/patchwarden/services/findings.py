@@ -331,10 +331,15 @@ def fixed_reason(platform: str, was: str, installed: set[str]) -> str:
         return "advisory"
     try:
         before = _sort_key(platform, was)
-        newer = any(before < _sort_key(platform, version) for version in installed)
     except versions.InvalidVersion:
         return "upgraded"
-    return "upgraded" if newer else "downgraded"
+    for version in installed:
+        try:
+            if before < _sort_key(platform, version):
+                return "upgraded"
+        except versions.InvalidVersion:
+            continue  # a version that cannot be ordered says nothing either way
+    return "downgraded"
 
 
 # The driver's own cursor, not SQLAlchemy's rows: an asset has thousands of

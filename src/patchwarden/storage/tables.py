@@ -422,6 +422,17 @@ class KevEntryRow(Base):
     imported_at: Mapped[datetime]
 
 
+class KevUnlisted(Base):
+    """A CVE a complete KEV catalogue no longer lists: an older catalogue imported
+    later does not list it again (one of the same time or later may)."""
+
+    __tablename__ = "kev_unlisted"
+
+    cve_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    catalogue_released: Mapped[datetime | None]  # of the catalogue that dropped it
+    unlisted_at: Mapped[datetime]
+
+
 class EpssScoreRow(Base):
     __tablename__ = "epss_scores"
 
