@@ -29,6 +29,8 @@ from patchwarden.storage.tables import (
     EpssScoreRow,
     FeedImport,
     KevEntryRow,
+    KevLatestCatalogue,
+    KevLatestListed,
     Vulnerability,
 )
 from tests.feeds.feed_server import FeedServer, ToFeedServer, serve
@@ -999,7 +1001,7 @@ def test_an_older_catalogue_imported_late_neither_unlists_nor_rolls_back(
     assert outcome(summary) == (0, 0, 1, 0, 0)
     assert (
         "1 KEV entries of this catalogue were not taken: a catalogue released later (or any "
-        "dated one, when this one is undated) stored them otherwise or un-listed them"
+        "dated one, when this one is undated) stored them otherwise, un-listed them or left them out"
         in summary.notes
     )
     assert (
@@ -1042,6 +1044,39 @@ def test_a_newer_catalogue_replaces_and_unlists_what_an_older_one_stored(
     path = write_json(tmp_path / "latest.json", latest)
     assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (1, 0, 1, 0, 0)
     assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
+
+
+def test_an_older_catalogue_cannot_list_what_a_newer_complete_one_leaves_out(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # PwnKit was never stored here: only the newer catalogue's omission speaks for it.
+    later = kev_catalogue(KEV_LOG4SHELL, released=LATER)
+    earlier = kev_catalogue(KEV_PWNKIT, KEV_LOG4SHELL, released=EARLIER)
+    feeds.import_feed(session_factory, write_json(tmp_path / "later.json", later), None, "test")
+    summary = feeds.import_feed(
+        session_factory, write_json(tmp_path / "earlier.json", earlier), None, "test"
+    )
+    assert outcome(summary) == (0, 0, 2, 0, 0)
+    assert summary.kept_later == 2  # PwnKit left out, log4shell stored from the later one
+    assert kev_listed(session_factory) == {"CVE-2021-44228"}
+    # An undated catalogue cannot either; a catalogue of the same time or later can.
+    undated = kev_catalogue(KEV_PWNKIT)
+    undated["dateReleased"] = None
+    path = write_json(tmp_path / "undated.json", undated)
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 0, 1, 0, 0)
+    assert kev_listed(session_factory) == {"CVE-2021-44228"}
+    latest = kev_catalogue(KEV_PWNKIT, KEV_LOG4SHELL, released="2025-10-01T00:00:00Z")
+    path = write_json(tmp_path / "latest.json", latest)
+    assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (1, 0, 1, 0, 0)
+    assert kev_listed(session_factory) == {"CVE-2021-4034", "CVE-2021-44228"}
+    # The latest catalogue is recorded with what it lists, once.
+    with transaction(session_factory) as session:
+        (row,) = session.execute(select(KevLatestCatalogue)).scalars()
+        assert (row.released, row.entries) == (datetime(2025, 10, 1, tzinfo=UTC), 2)
+        assert set(session.execute(select(KevLatestListed.cve_id)).scalars()) == {
+            "CVE-2021-4034",
+            "CVE-2021-44228",
+        }
 
 
 def test_an_entry_a_later_catalogue_could_not_store_is_taken_from_an_older_one(
@@ -1240,13 +1275,56 @@ def test_every_nvd_metric_is_kept_and_shown_the_preferred_one_scores(
     assert outcome(feeds.import_feed(session_factory, path, None, "test")) == (0, 0, 1, 0, 0)
 
 
+@pytest.mark.parametrize("metrics", ["none", "all-refused"])
+def test_an_nvd_update_with_no_metric_that_scores_keeps_the_stored_score_and_metrics(
+    session_factory: sessionmaker[Session], tmp_path: Path, metrics: str
+) -> None:
+    from tests.feeds.test_nvd import V31, cve, response
+
+    path = write_json(tmp_path / "nvd.json", response(cve()))
+    feeds.import_feed(session_factory, path, None, "test")
+    with transaction(session_factory) as session:
+        before = findings.vulnerability_detail(session, "CVE-2021-44228")["cvss_metrics"]
+    record = cve(lastModified="2024-09-01T00:00:00.000")
+    if metrics == "none":
+        record["metrics"] = {}
+    else:
+        for entries in record["metrics"].values():
+            for entry in entries:
+                entry["cvssData"]["vectorString"] = "CVSS:3.1/AV:X"
+    summary = feeds.import_feed(session_factory, write_json(path, response(record)), None, "test")
+    assert (summary.created, summary.updated) == (0, 1)  # its modified time moved
+    with transaction(session_factory) as session:
+        detail = findings.vulnerability_detail(session, "CVE-2021-44228")
+    assert (detail["cvss_score"], detail["cvss_vector"]) == (9.8, V31)
+    assert detail["cvss_metrics"] == before
+    assert len(before) == 3
+
+
 def test_parts_of_a_record_that_fails_to_store_are_not_parts_of_a_stored_record() -> None:
     summary = feeds.ImportSummary(1, "osv.json")
-    summary.reject(RejectedRecord("osv.json PYSEC-1 affected[1]", "bad range", "PYSEC-1"))
-    summary.reject(RejectedRecord("osv.json PYSEC-2 affected[0]", "bad range", "PYSEC-2"))
-    summary.refuse_stored("PYSEC-1", "not stored: name too long")
+    summary.reject(
+        RejectedRecord("osv.json PYSEC-1 affected[1]", "bad range", "PYSEC-1"), "osv.json"
+    )
+    summary.reject(
+        RejectedRecord("osv.json PYSEC-2 affected[0]", "bad range", "PYSEC-2"), "osv.json"
+    )
+    summary.refuse_stored("PYSEC-1", "osv.json", "not stored: name too long")
     assert (summary.rejected, summary.parts_rejected) == (1, 1)
     assert [(r.where, r.part) for r in summary.rejections] == [
         ("osv.json PYSEC-2 affected[0]", True),
         ("PYSEC-1", False),
+    ]
+
+
+def test_a_record_failing_to_store_keeps_the_parts_of_its_namesake_from_another_file() -> None:
+    # A directory holds two copies of one id: the copy of a.json is stored without a
+    # bad part; the copy of b.json fails to store. a.json's refused part stays reported.
+    summary = feeds.ImportSummary(1, "dir")
+    summary.reject(RejectedRecord("a.json PYSEC-7 affected[1]", "bad range", "PYSEC-7"), "a.json")
+    summary.refuse_stored("PYSEC-7", "b.json", "not stored: name too long")
+    assert (summary.rejected, summary.parts_rejected) == (1, 1)
+    assert [(r.where, r.part) for r in summary.rejections] == [
+        ("a.json PYSEC-7 affected[1]", True),
+        ("PYSEC-7", False),
     ]

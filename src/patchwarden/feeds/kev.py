@@ -47,6 +47,7 @@ class KevCatalogue(ParsedFeed):
 
     listed: frozenset[str] | None = None
     released: datetime | None = None  # dateReleased; None when absent or unreadable
+    version: str = ""  # catalogVersion, as given
 
 
 class KevFeed:
@@ -61,6 +62,7 @@ class KevFeed:
         c = Collector(NAME, source)
         complete: frozenset[str] | None = None  # stays None if the file is rejected whole
         released: datetime | None = None
+        version = ""
         with c.whole_file(), c.json_document() as reader:
             if reader.first_char() != "{":
                 raise FileRejected("not a KEV catalogue: expected a JSON object")
@@ -86,10 +88,10 @@ class KevFeed:
                 raise FileRejected(f"not a KEV catalogue: no 'vulnerabilities' list (keys: {keys})")
             if entries and not with_cve:
                 raise FileRejected("not a KEV catalogue: no entry has a 'cveID'")
-            version = header.get("catalogVersion")
+            version = str(header.get("catalogVersion") or "")
             c.note(
-                f"CISA KEV catalogue {version}, released {header.get('dateReleased')}: "
-                f"{entries} entries"
+                f"CISA KEV catalogue {header.get('catalogVersion')}, released "
+                f"{header.get('dateReleased')}: {entries} entries"
             )
             released = _released(header.get("dateReleased"), c)
             count = header.get("count")
@@ -112,6 +114,7 @@ class KevFeed:
             notes=result.notes,
             listed=complete,
             released=released,
+            version=version,
         )
 
 

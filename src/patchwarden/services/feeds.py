@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,10 +47,15 @@ from patchwarden.storage.tables import (
     EpssScoreRow,
     FeedImport,
     KevEntryRow,
+    KevLatestCatalogue,
+    KevLatestListed,
     KevUnlisted,
     Vulnerability,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from patchwarden.feeds.kev import KevCatalogue
 
 BATCH = 500
 EPSS_CHUNK = 20_000  # rows per executemany statement
@@ -81,6 +86,8 @@ class ImportSummary:
     advisories_changed: bool = False  # what matching reads: processes rebuild their index
     # KEV entries counted unchanged because a later catalogue stored them.
     kept_later: int = 0
+    # The parts refused of each (file, record id), should that record fail to store.
+    _parts: dict[tuple[str, str], list[RejectedRecord]] = field(default_factory=dict, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -97,18 +104,21 @@ class ImportSummary:
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
-    def refuse_stored(self, record_id: str, reason: str) -> None:
-        """A record failed to store: it is rejected whole, and the parts refused
-        of it at parse time are no longer parts of a stored record."""
-        parts = [r for r in self.rejections if r.part_of == record_id]
+    def refuse_stored(self, record_id: str, file: str, reason: str) -> None:
+        """A record of `file` failed to store: it is rejected whole, and the parts
+        refused of it at parse time are no longer parts of a stored record (a
+        record of the same id from another file keeps its own)."""
+        parts = self._parts.pop((file, record_id), [])
         if parts:
-            self.rejections = [r for r in self.rejections if r.part_of != record_id]
+            refused = {id(r) for r in parts}
+            self.rejections = [r for r in self.rejections if id(r) not in refused]
             self.parts_rejected -= len(parts)
         self.reject(RejectedRecord(record_id, reason))
 
-    def reject(self, record: RejectedRecord) -> None:
-        if record.part:
+    def reject(self, record: RejectedRecord, file: str = "") -> None:
+        if record.part_of is not None:
             self.parts_rejected += 1
+            self._parts.setdefault((file, record.part_of), []).append(record)
         else:
             self.rejected += 1
         self.rejections.append(record)
@@ -140,9 +150,9 @@ def import_feed(
     for parsed in read_path(path, fmt):
         summary.files += 1
         summary.notes.extend(parsed.notes)
-        for rejected in parsed.rejected:
-            summary.reject(rejected)
         file = parsed.file or summary.path
+        for rejected in parsed.rejected:
+            summary.reject(rejected, file)
         epss = [r for r in parsed.records if isinstance(r, EpssScore)]
         if epss:
             _store_epss(factory, epss, file, summary)
@@ -159,14 +169,14 @@ def import_feed(
             if pending:
                 _store_batch(factory, pending, summary, progress)
                 pending.clear()
-            _unlist_kev(factory, parsed.listed, parsed.released, summary)
+            _unlist_kev(factory, parsed, file, summary)
     if pending:
         _store_batch(factory, pending, summary, progress)
     if summary.kept_later:
         summary.notes.append(
             f"{summary.kept_later} KEV entries of this catalogue were not taken: a catalogue "
             "released later (or any dated one, when this one is undated) stored them "
-            "otherwise or un-listed them"
+            "otherwise, un-listed them or left them out"
         )
     summary.seconds = time.perf_counter() - started
     with transaction(factory) as session:
@@ -241,7 +251,7 @@ def _store_batch(
                         summary.advisories_changed = True
             except (PatchwardenError, SQLAlchemyError, ValueError) as exc:
                 savepoint.rollback()
-                summary.refuse_stored(_record_id(record), f"not stored: {exc}")
+                summary.refuse_stored(_record_id(record), file, f"not stored: {exc}")
                 continue
             summary.count(outcome)
     if progress:
@@ -436,10 +446,12 @@ def _store_vulnerability(
         "status": record.status,
         "withdrawn_at": (record.modified or now) if record.status == "Rejected" else None,
         "cwes": list(record.cwes),
-        "cvss_metrics": [_metric_view(m) for m in _ranked_metrics(record.cvss)],
     }
+    # A record none of whose metrics scores (none given, or each refused) keeps
+    # the stored score and the metrics it came from: they stay consistent.
     if scored:
         values |= {
+            "cvss_metrics": [_metric_view(m) for m in _ranked_metrics(record.cvss)],
             "cvss_version": scored[0],
             "cvss_vector": scored[1],
             "cvss_score": scored[2],
@@ -484,6 +496,11 @@ def _store_kev(session: Session, entry: KevEntry, file: str, now: datetime) -> s
             if not _kev_replaces(entry.catalogue_released, dropped.catalogue_released):
                 return "kept_later"  # a later catalogue no longer lists it
             session.delete(dropped)
+        latest = session.scalar(select(KevLatestCatalogue.released))
+        if not _kev_replaces(entry.catalogue_released, latest) and (
+            session.get(KevLatestListed, entry.cve_id) is None
+        ):
+            return "kept_later"  # a later complete catalogue leaves it out
         session.add(
             KevEntryRow(
                 cve_id=entry.cve_id,
@@ -514,15 +531,37 @@ def _kev_replaces(released: datetime | None, stored: datetime | None) -> bool:
 
 def _unlist_kev(
     factory: sessionmaker[Session],
-    listed: frozenset[str],
-    released: datetime | None,
+    catalogue: KevCatalogue,
+    file: str,
     summary: ImportSummary,
 ) -> None:
     """Remove the KEV entries a complete catalogue no longer lists: the schema
     stores "listed" as the row itself. Each counts as withdrawn and its
     findings are re-scored (no longer KEV: lower risk, the usual due date).
-    Entries stored from a later catalogue stay: this one cannot know them."""
+    Entries stored from a later catalogue stay: this one cannot know them.
+    A dated one is recorded as the latest: no older catalogue lists what it
+    leaves out."""
+    assert catalogue.listed is not None
+    listed, released = catalogue.listed, catalogue.released
     with transaction(factory) as session:
+        latest = session.scalar(select(KevLatestCatalogue.released))
+        if released is not None and _kev_replaces(released, latest):
+            session.execute(delete(KevLatestCatalogue))
+            session.execute(delete(KevLatestListed))
+            session.add(
+                KevLatestCatalogue(
+                    released=released,
+                    catalog_version=catalogue.version[:64],
+                    entries=len(listed),
+                    source_file=file,
+                    imported_at=utcnow(),
+                )
+            )
+            ids = sorted(listed)
+            for start in range(0, len(ids), BATCH):
+                session.execute(
+                    insert(KevLatestListed), [{"cve_id": cve} for cve in ids[start : start + BATCH]]
+                )
         stored = session.execute(select(KevEntryRow.cve_id, KevEntryRow.catalogue_released)).all()
         missing = [(cve, at) for cve, at in stored if cve not in listed]
         dropped = sorted(cve for cve, at in missing if _kev_replaces(released, at))

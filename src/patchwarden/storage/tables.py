@@ -433,6 +433,28 @@ class KevUnlisted(Base):
     unlisted_at: Mapped[datetime]
 
 
+class KevLatestCatalogue(Base):
+    """The newest complete, dated KEV catalogue imported (one row). It speaks for
+    every CVE, the ones it leaves out too: no catalogue released before it lists
+    a CVE that is not in kev_latest_listed."""
+
+    __tablename__ = "kev_latest_catalogue"
+
+    released: Mapped[datetime] = mapped_column(primary_key=True)
+    catalog_version: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(Integer)
+    source_file: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime]
+
+
+class KevLatestListed(Base):
+    """A CVE the newest complete catalogue lists (its entry may have been rejected)."""
+
+    __tablename__ = "kev_latest_listed"
+
+    cve_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
 class EpssScoreRow(Base):
     __tablename__ = "epss_scores"
 
